@@ -1,0 +1,47 @@
+// Lint: type-aware async rules, no import cycles, and the plane boundaries of style.md:
+// server/ and worker/ never import each other; agent/ imports only protocol/ and lib/;
+// protocol/ and lib/ import no plane at all.
+import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+
+const planes = ['server', 'worker', 'agent', 'cli'];
+const forbid = (...names) => ({
+  patterns: names.map((name) => ({
+    group: [`**/${name}/*`, `**/${name}`, `../${name}/**`, `../../${name}/**`, `../../../${name}/**`],
+    message: `This folder must not import src/${name}/ (see docs/architecture.md, "Layout").`,
+  })),
+});
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'web/dist/**', 'bin/**', '.airlock/**'] },
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'scripts/*.js', 'bench/*.js'] }, tsconfigRootDir: import.meta.dirname },
+    },
+    plugins: { 'import-x': importX },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/only-throw-error': 'off',
+      '@typescript-eslint/require-await': 'off',
+      'import-x/no-cycle': ['error', { maxDepth: 10 }],
+    },
+  },
+  { files: ['src/server/**'], rules: { 'no-restricted-imports': ['error', forbid('worker', 'agent', 'cli')] } },
+  { files: ['src/worker/**'], rules: { 'no-restricted-imports': ['error', forbid('server', 'agent', 'cli')] } },
+  { files: ['src/agent/**'], rules: { 'no-restricted-imports': ['error', forbid('server', 'worker', 'cli')] } },
+  { files: ['src/protocol/**', 'src/lib/**'], rules: { 'no-restricted-imports': ['error', forbid(...planes)] } },
+  {
+    files: ['test/**', 'bench/**', '*.js', 'scripts/**'],
+    rules: {
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+);

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: `npm test`. Builds, then runs every test with vitest. Later capabilities
+# add the services they need here (Docker Engine, PostgreSQL, Chromium), provisioned when run as
+# root and refused with a clear message otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npm run build --silent
+npx vitest run "$@"

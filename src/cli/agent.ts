@@ -1,0 +1,16 @@
+/**
+ * `airlock agent run`: the runtime a backend starts inside the task environment (or a user runs
+ * unmanaged). The work happens in agent/run.ts; this file only maps flags.
+ */
+import type { Command } from 'commander';
+import { runAgent } from '../agent/run.js';
+
+export function registerAgentCommands(program: Command): void {
+  const agent = program.command('agent').description('The agent runtime that runs inside a task environment');
+  agent
+    .command('run')
+    .description('Run the execution served by the task gateway named in AIRLOCK_GATEWAY')
+    .action(async () => {
+      process.exitCode = await runAgent({ env: process.env });
+    });
+}

@@ -1,0 +1,56 @@
+/**
+ * The task gateway API: what the agent inside a task environment may ask of its worker (or, for
+ * an unmanaged `airlock agent run`, of the in-process gateway). HTTP/1.1 with JSON bodies, served
+ * on a Unix socket for the direct and docker backends. Every request carries
+ * `Authorization: Bearer <task token>`; the token is minted per execution by the worker.
+ *
+ *   GET  /v1/task                       → ExecutionSpec
+ *   POST /v1/events     {events: [...]} → {accepted: n, next_seq}      (agent-side seq, idempotent)
+ *   GET  /v1/control?after=N&wait=MS    → {cancel, messages: [...]}    (long poll)
+ *   POST /v1/result     AgentResult     → {}
+ */
+import { z } from 'zod';
+import { EventData, EventKind, MAX_EVENTS_PER_BATCH } from './task.js';
+
+export const GATEWAY_PATHS = {
+  task: '/v1/task',
+  events: '/v1/events',
+  control: '/v1/control',
+  result: '/v1/result',
+} as const;
+
+/** Environment variables the backend sets for the agent process. */
+export const AGENT_ENV = {
+  gateway: 'AIRLOCK_GATEWAY', // "unix:/path/to/socket" or "http://host:port"
+  token: 'AIRLOCK_TASK_TOKEN',
+  executionId: 'AIRLOCK_EXECUTION_ID',
+  workdir: 'AIRLOCK_WORKDIR',
+} as const;
+
+/** An event as the agent uploads it: `seq` is the agent's own counter, used for idempotent retries. */
+export const AgentEvent = z.strictObject({
+  seq: z.number().int().min(1),
+  ts: z.number().int().min(0),
+  kind: EventKind,
+  data: EventData,
+});
+export type AgentEvent = z.infer<typeof AgentEvent>;
+
+export const AgentEventsUpload = z.strictObject({
+  events: z.array(AgentEvent).min(1).max(MAX_EVENTS_PER_BATCH),
+});
+
+export const AgentEventsAccepted = z.object({ accepted: z.number().int(), next_seq: z.number().int() });
+
+export const ControlState = z.object({
+  cancel: z.strictObject({ reason: z.string() }).nullable(),
+  messages: z.array(z.strictObject({ index: z.number().int(), id: z.string(), text: z.string() })),
+});
+export type ControlState = z.infer<typeof ControlState>;
+
+export const AgentResult = z.strictObject({
+  outcome: z.enum(['succeeded', 'failed', 'cancelled']),
+  exit_code: z.number().int().nullable(),
+  summary: z.string().max(64 * 1024).nullable(),
+});
+export type AgentResult = z.infer<typeof AgentResult>;
