@@ -4,6 +4,11 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent.js';
+import { registerAdminCommands } from './admin.js';
+import { registerTaskCommands } from './task.js';
+import { registerServerCommand } from './server.js';
+import { registerWorkerCommands } from './worker.js';
+import { registerUpCommand } from './up.js';
 
 export const VERSION = '0.1.0';
 
@@ -13,6 +18,11 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError()
     .exitOverride();
+  registerUpCommand(program);
+  registerServerCommand(program);
+  registerWorkerCommands(program);
+  registerTaskCommands(program);
+  registerAdminCommands(program);
   registerAgentCommands(program);
   return program;
 }
