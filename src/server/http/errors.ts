@@ -1,0 +1,124 @@
+/**
+ * The API edge's one mapping from errors to HTTP. Every failure a client sees — ours
+ * (AirlockError), fastify's own (bad JSON, wrong content type, body too large, unknown route) and
+ * unexpected ones — leaves as `{"error":{"code","message"}}` with a status chosen here.
+ *
+ * Invariant: an `internal` error never carries internals to the client (no stack, no driver
+ * message): the client gets a request id to quote, the log gets the details.
+ */
+import { z } from 'zod';
+import { AirlockError, RetryableError, isAirlockError, type ErrorCode } from '../../protocol/errors.js';
+import { MAX_REQUEST_BODY_BYTES, MAX_PROMPT_BYTES } from '../../protocol/task.js';
+
+/** The wire shape of every error response (also published in the OpenAPI document). */
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().describe('stable, machine-readable: validation, unauthenticated, forbidden, not_found, conflict, …'),
+      message: z.string().describe('what went wrong and what to do about it, in words'),
+      field: z.string().optional().describe('for validation errors: the offending field'),
+    }),
+  });
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
+  validation: 400,
+  payload_too_large: 413,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  lease_lost: 409,
+  retryable: 503,
+  // The worker protocol's code for a malformed message; on HTTP it is the client's fault too.
+  protocol: 400,
+  internal: 500,
+};
+
+export interface HttpError {
+  status: number;
+  headers: Record<string, string>;
+  body: ErrorBody;
+  /** True when the cause is ours, not the client's: log it with its stack. */
+  internal: boolean;
+}
+
+function kib(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`;
+}
+
+/** The request body was larger than MAX_REQUEST_BODY_BYTES. */
+export function bodyTooLargeError(): AirlockError {
+  return new AirlockError(
+    'payload_too_large',
+    `the request body is over the server's limit of ${kib(MAX_REQUEST_BODY_BYTES)} (${MAX_REQUEST_BODY_BYTES} bytes) — send less (a task's prompt may be at most ${kib(MAX_PROMPT_BYTES)})`,
+  );
+}
+
+interface FastifyLikeError {
+  code?: unknown;
+  statusCode?: unknown;
+  message?: unknown;
+  validation?: unknown;
+}
+
+/** Fastify's own errors (raised before our handlers run), as AirlockErrors with useful words. */
+function fromFastifyError(err: FastifyLikeError): { error: AirlockError; status?: number } | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { error: bodyTooLargeError() };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { error: new AirlockError('validation', 'the request body is not valid JSON — check quoting and commas, and send Content-Type: application/json') };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { error: new AirlockError('validation', 'the request body is empty but Content-Type is application/json — send a JSON body, or no Content-Type header') };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      // The ErrorCode set has no media-type code; the status says what HTTP clients expect.
+      return { error: new AirlockError('validation', 'unsupported Content-Type — send the body as JSON with Content-Type: application/json'), status: 415 };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { error: new AirlockError('validation', 'the request body does not match its Content-Length header — resend the request') };
+    default:
+      break;
+  }
+  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+    // Any other client error fastify detected (its message is about the request, not our internals).
+    const message = typeof err.message === 'string' ? err.message : 'bad request';
+    return { error: new AirlockError(err.statusCode === 404 ? 'not_found' : 'validation', message), status: err.statusCode };
+  }
+  return undefined;
+}
+
+/**
+ * The one function that turns anything thrown into an HTTP response. `requestId` is quoted in
+ * internal errors so an operator can find the log line.
+ */
+export function toHttpError(err: unknown, requestId: string): HttpError {
+  let error: AirlockError;
+  let status: number | undefined;
+  if (isAirlockError(err)) {
+    error = err;
+  } else {
+    const fastify = typeof err === 'object' && err !== null ? fromFastifyError(err) : undefined;
+    if (fastify) {
+      error = fastify.error;
+      status = fastify.status;
+    } else {
+      error = new AirlockError('internal', 'internal error');
+    }
+  }
+  const headers: Record<string, string> = {};
+  if (error instanceof RetryableError) {
+    // Retry-After is in whole seconds; never 0, which some clients read as "hammer now".
+    headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+  } else if (error.code === 'retryable') {
+    headers['retry-after'] = '1';
+  }
+  if (error.code === 'unauthenticated') headers['www-authenticate'] = 'Bearer';
+  const internal = error.code === 'internal';
+  const message = internal
+    ? `internal error (request ${requestId}) — the server's log has the details under this request id; retry, and report it if it persists`
+    : error.message;
+  const body: ErrorBody = { error: { code: error.code, message } };
+  const field = error.details?.field;
+  if (!internal && typeof field === 'string') body.error.field = field;
+  return { status: status ?? STATUS_BY_CODE[error.code], headers, body, internal };
+}
