@@ -1,4 +1,64 @@
+/**
+ * `airlock server`: the control plane. Stops cleanly on SIGTERM/SIGINT (workers see the socket
+ * close with "server shutting down" and redial with backoff).
+ */
 import type { Command } from 'commander';
+import pino from 'pino';
+import { startServer } from '../server/server.js';
+import { parseDuration } from '../lib/durations.js';
+import { ValidationError } from '../protocol/errors.js';
 
-/** Placeholder until this command group lands. */
-export function registerServerCommand(_program: Command): void {}
+export function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ValidationError(`--port "${value}" must be a whole number from 0 to 65535`);
+  return port;
+}
+
+export function parseDurationFlag(flag: string) {
+  return (value: string): number => {
+    const ms = parseDuration(value);
+    if (ms === undefined || ms <= 0) throw new ValidationError(`${flag} "${value}" is not a duration; write it like 30s, 5m or 500ms`);
+    return ms;
+  };
+}
+
+export function onShutdownSignals(handler: (signal: NodeJS.Signals, count: number) => void): void {
+  let count = 0;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => handler(signal, ++count));
+  }
+}
+
+export function registerServerCommand(program: Command): void {
+  program
+    .command('server')
+    .description('Run the control plane (REST API, worker connections, transcripts)')
+    .option('--port <port>', 'port to listen on', '7070')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--data-dir <dir>', 'where the SQLite store and the server secret live', './.airlock/server')
+    .option('--lease-ttl <duration>', 'how long a worker may go silent before its tasks fail as worker_lost', '30s')
+    .option('--claim-timeout <duration>', 'how long a worker has to claim an offer', '10s')
+    .option('--cancel-grace <duration>', 'time between the graceful stop and the hard kill on cancel', '10s')
+    .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .action(async (opts: { port: string; host: string; dataDir: string; leaseTtl: string; claimTimeout: string; cancelGrace: string; logLevel: string }) => {
+      const log = pino({ level: opts.logLevel });
+      const server = await startServer({
+        port: parsePort(opts.port),
+        host: opts.host,
+        dataDir: opts.dataDir,
+        log,
+        settings: {
+          leaseTtlMs: parseDurationFlag('--lease-ttl')(opts.leaseTtl),
+          claimTimeoutMs: parseDurationFlag('--claim-timeout')(opts.claimTimeout),
+          cancelGraceMs: parseDurationFlag('--cancel-grace')(opts.cancelGrace),
+        },
+      });
+      process.stderr.write(`airlock server listening on ${server.url}\n`);
+      await new Promise<void>((resolve) => {
+        onShutdownSignals((_signal, count) => {
+          if (count > 1) process.exit(130);
+          void server.close().then(resolve);
+        });
+      });
+    });
+}

@@ -1,8 +1,51 @@
-import type { Command } from 'commander';
+/**
+ * `airlock worker` runs the worker daemon; `airlock worker list` lists a team's workers.
+ * SIGTERM/SIGINT once: drain (finish running tasks, then exit). Twice: stop tasks now.
+ */
+import { Command } from 'commander';
+import pino from 'pino';
+import { resolveWorkerConfig, type WorkerFlags } from '../worker/config.js';
+import { Worker } from '../worker/worker.js';
+import { onShutdownSignals } from './server.js';
 import { workerListCommand } from './worker-list.js';
 
-/** `airlock worker` runs the worker daemon; `airlock worker list` lists a team's workers. */
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
 export function registerWorkerCommands(program: Command): void {
-  const worker = program.command('worker').description('Run a worker, or list workers');
+  const worker = program
+    .command('worker')
+    .description('Run a worker that dials out to the server and runs tasks (or: worker list)')
+    .option('--config <file>', 'YAML config file (flags override it)')
+    .option('--server <url>', 'control plane URL (or AIRLOCK_SERVER)')
+    .option('--api-key <key>', 'a worker API key (prefer the AIRLOCK_API_KEY environment variable)')
+    .option('--worker-id <id>', 'this worker\'s id within the team (default: host name)')
+    .option('--backend <name>', 'how task environments are built: direct')
+    .option('--concurrency <n>', 'tasks run at once')
+    .option('-e, --env <KEY[=VALUE]>', 'pass a variable to every task (value from this environment when omitted); repeatable', collect)
+    .option('--label <key=value>', 'a label other tasks can route on; repeatable', collect)
+    .option('--no-cleanup', 'keep task environments after they finish (for debugging)')
+    .option('--state-dir <dir>', 'where the worker keeps its outbox and state')
+    .option('--workspace-root <dir>', 'direct backend: where per-execution workspaces are created')
+    .option('--setup-command <cmd>', 'direct backend: run before each task, in its workspace')
+    .option('--teardown-command <cmd>', 'direct backend: run after each task, in its workspace')
+    .option('--drain-timeout <duration>', 'on SIGTERM, how long to let running tasks finish')
+    .option('--log-level <level>', 'trace, debug, info, warn or error')
+    .action(async (flags: WorkerFlags) => {
+      const config = resolveWorkerConfig(flags, process.env);
+      await runWorker(config);
+    });
   worker.addCommand(workerListCommand());
+}
+
+async function runWorker(config: ReturnType<typeof resolveWorkerConfig>): Promise<void> {
+  const log = pino({ level: config.logLevel });
+  let fatal: string | undefined;
+  const daemon = new Worker({ config, log, onFatal: (message) => (fatal = message) });
+  await daemon.start();
+  onShutdownSignals((_signal, count) => void (count === 1 ? daemon.drain() : daemon.stop()));
+  await daemon.finished;
+  if (fatal) {
+    process.stderr.write(`airlock worker: ${fatal}\n`);
+    process.exitCode = 1;
+  }
 }

@@ -1,0 +1,361 @@
+/**
+ * Runs executions on a backend: prepare the task environment, serve its task gateway, start the
+ * agent, pass its events through the redactor into the outbox, enforce the timeout, stop it on
+ * cancellation, and report exactly one outcome.
+ *
+ * Invariants:
+ * - Every event leaves through `ingest`: redacted here, on the worker (trusted), before it is
+ *   written to the outbox; the agent inside the sandbox is never trusted to redact.
+ * - Sequence numbers are assigned here, per execution, and persisted with the report that
+ *   carries them, so a restarted worker never reuses or skips one.
+ * - An execution whose lease was lost is stopped and reports nothing more.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import { describeError } from '../protocol/errors.js';
+import type { AgentEvent, AgentResult } from '../protocol/gateway.js';
+import type { FailureReason, Outcome } from '../protocol/lifecycle.js';
+import type { ExecutionSpec, TranscriptEvent } from '../protocol/task.js';
+import { MAX_EVENTS_PER_BATCH } from '../protocol/task.js';
+import type { Backend, ExitStatus } from './backends/backend.js';
+import type { Outbox } from './outbox/outbox.js';
+import { Redactor } from './redact/index.js';
+import { TaskGateway } from './taskgateway/index.js';
+
+/** Largest report we build: well under the server's 4 MiB frame limit even after JSON escaping doubles it. */
+const MAX_REPORT_BYTES = 1024 * 1024;
+/**
+ * Output held back by the stream redactor (to catch a secret split across chunks) is released
+ * after this much quiet, so a prompt that prints one line and then sleeps still shows its line.
+ */
+const REDACT_IDLE_FLUSH_MS = 50;
+
+export interface RunnerOptions {
+  backend: Backend;
+  outbox: Outbox;
+  workerId: string;
+  /** Variables every task receives (the operator's -e); their values are also redacted. */
+  taskEnv: Record<string, string>;
+  log: Logger;
+  clock: Clock;
+  /** Called whenever the outbox has new reports to send. */
+  notify: () => void;
+}
+
+interface Execution {
+  spec: ExecutionSpec;
+  nextSeq: number;
+  log: Logger;
+  gateway?: TaskGateway;
+  result?: AgentResult;
+  cancelReason?: string;
+  timedOut?: boolean;
+  abandoned?: boolean;
+  stopGraceMs?: number;
+  timeoutTimer?: NodeJS.Timeout;
+  streams: Map<string, { push(chunk: string): string; flush(): string }>;
+  flushTimer?: NodeJS.Timeout;
+  /** Serialises ingest calls so seqs follow arrival order. */
+  chain: Promise<void>;
+  done: Promise<void>;
+}
+
+export class ExecutionRunner {
+  private readonly executions = new Map<string, Execution>();
+  private readonly redactor: Redactor;
+
+  constructor(private readonly options: RunnerOptions) {
+    this.redactor = new Redactor({
+      secrets: Object.entries(options.taskEnv).map(([name, value]) => ({ name, value })),
+      onWarning: (message: string) => options.log.warn(message),
+    });
+  }
+
+  get running(): number {
+    return this.executions.size;
+  }
+
+  /** Executions this process runs, for the hello inventory and heartbeats. */
+  leases(): Array<{ execution_id: string; epoch: number }> {
+    return [...this.executions.values()].map((e) => ({ execution_id: e.spec.execution_id, epoch: e.spec.epoch }));
+  }
+
+  has(executionId: string): boolean {
+    return this.executions.has(executionId);
+  }
+
+  /** Start an execution the server confirmed we claimed. Resolves when it has fully ended. */
+  start(spec: ExecutionSpec): Promise<void> {
+    const existing = this.executions.get(spec.execution_id);
+    if (existing) return existing.done;
+    const local = this.options.outbox.rememberExecution(spec, this.options.clock.now());
+    const execution: Execution = {
+      spec,
+      nextSeq: local.nextSeq,
+      log: this.options.log.child({ execution: spec.execution_id, task: spec.task_id }),
+      streams: new Map(),
+      chain: Promise.resolve(),
+      done: Promise.resolve(),
+    };
+    this.executions.set(spec.execution_id, execution);
+    execution.done = this.run(execution).catch((err: unknown) => {
+      execution.log.error({ err }, 'execution runner failed');
+    });
+    return execution.done;
+  }
+
+  private async run(execution: Execution): Promise<void> {
+    const { backend, workerId } = this.options;
+    const { spec } = execution;
+    let status: ExitStatus | undefined;
+    let failure: { reason: FailureReason; message: string } | undefined;
+    try {
+      execution.log.info('task:execution:starting');
+      const prepared = await backend.prepare({ spec, workerId }).catch((err: unknown) => {
+        throw Object.assign(new Error(`the task environment could not be prepared: ${describeError(err)}`), { reason: 'workspace' as const });
+      });
+      const token = randomBytes(32).toString('base64url');
+      const gateway = new TaskGateway({
+        socketPath: prepared.gatewaySocketPath,
+        token,
+        spec,
+        onEvents: (events: AgentEvent[]) => this.ingest(execution, events),
+        onResult: (result: AgentResult) => {
+          execution.result = result;
+        },
+        log: execution.log,
+      });
+      execution.gateway = gateway;
+      await gateway.start();
+      if (execution.cancelReason) gateway.cancel(execution.cancelReason);
+      this.report(execution, { type: 'execution.started', id: newId('msg'), execution_id: spec.execution_id, epoch: spec.epoch });
+      this.emit(execution, 'lifecycle', { phase: 'starting', backend: backend.name, worker_id: workerId });
+      if (spec.timeout_seconds) {
+        execution.timeoutTimer = setTimeout(() => {
+          execution.timedOut = true;
+          void this.stopExecution(execution, `timed out after ${spec.timeout_seconds} s`, this.graceFor(execution));
+        }, spec.timeout_seconds * 1000);
+      }
+      const running = await backend
+        .start({
+          prepared,
+          spec,
+          env: {
+            ...this.options.taskEnv,
+            AIRLOCK_GATEWAY: `unix:${prepared.gatewaySocketPath}`,
+            AIRLOCK_TASK_TOKEN: token,
+            AIRLOCK_EXECUTION_ID: spec.execution_id,
+            AIRLOCK_WORKDIR: prepared.workdir,
+          },
+          onOutput: (stream, text) => this.emit(execution, 'output', { stream, text }),
+        })
+        .catch((err: unknown) => {
+          throw Object.assign(new Error(`the ${backend.name} backend could not start the task: ${describeError(err)}`), { reason: 'backend' as const });
+        });
+      // A cancel that arrived while we were starting: stop now that there is something to stop.
+      if (execution.cancelReason || execution.abandoned) void backend.stop(spec.execution_id, execution.stopGraceMs ?? 0);
+      status = await running.exited;
+    } catch (err) {
+      const reason = (err as { reason?: FailureReason }).reason ?? 'backend';
+      failure = { reason, message: describeError(err) };
+      execution.log.error({ err: failure.message }, 'task:execution:failed-to-start');
+      await backend.stop(spec.execution_id, 0).catch(() => undefined);
+    } finally {
+      clearTimeout(execution.timeoutTimer);
+    }
+    await execution.chain;
+    this.flushStreams(execution);
+    await execution.gateway?.close().catch(() => undefined);
+    if (!execution.abandoned) {
+      const outcome = this.outcome(execution, status, failure);
+      this.emit(execution, 'result', { outcome: outcome.outcome, exit_code: outcome.exitCode, failure_reason: outcome.failureReason, message: outcome.message });
+      this.report(execution, {
+        type: 'execution.finished',
+        id: newId('msg'),
+        execution_id: spec.execution_id,
+        epoch: spec.epoch,
+        outcome: outcome.outcome,
+        exit_code: outcome.exitCode,
+        failure_reason: outcome.failureReason,
+        message: outcome.message,
+      });
+      execution.log.info({ outcome: outcome.outcome, reason: outcome.failureReason, exitCode: outcome.exitCode }, 'task:execution:finished');
+    }
+    await backend.cleanup(spec.execution_id).catch((err: unknown) => execution.log.warn({ err: describeError(err) }, 'cleanup failed'));
+    this.options.outbox.forgetExecution(spec.execution_id);
+    this.executions.delete(spec.execution_id);
+  }
+
+  private outcome(
+    execution: Execution,
+    status: ExitStatus | undefined,
+    failure: { reason: FailureReason; message: string } | undefined,
+  ): { outcome: Outcome; exitCode: number | null; failureReason: FailureReason | null; message: string | null } {
+    const exitCode = status?.exitCode ?? null;
+    if (execution.cancelReason) {
+      return { outcome: 'cancelled', exitCode, failureReason: null, message: `cancelled: ${execution.cancelReason}` };
+    }
+    if (execution.timedOut) {
+      return {
+        outcome: 'failed',
+        exitCode,
+        failureReason: 'timeout',
+        message: `the task ran longer than its timeout of ${execution.spec.timeout_seconds} s and was stopped — raise timeout_seconds or make the task faster`,
+      };
+    }
+    if (failure) return { outcome: 'failed', exitCode, failureReason: failure.reason, message: failure.message };
+    if (status?.failure) return { outcome: 'failed', exitCode, failureReason: status.failure.reason, message: status.failure.message };
+    const result = execution.result;
+    if (result) {
+      if (result.outcome === 'succeeded') return { outcome: 'succeeded', exitCode: result.exit_code ?? exitCode, failureReason: null, message: result.summary };
+      const code = result.exit_code ?? exitCode;
+      return {
+        outcome: 'failed',
+        exitCode: code,
+        failureReason: 'exit_code',
+        message: `the task's ${execution.spec.harness} harness exited with status ${code ?? 'unknown'} — see the transcript for its output`,
+      };
+    }
+    if (exitCode === 0) return { outcome: 'succeeded', exitCode, failureReason: null, message: null };
+    return {
+      outcome: 'failed',
+      exitCode,
+      failureReason: 'agent',
+      message: `the agent runtime exited with status ${exitCode ?? 'unknown'}${status?.signal ? ` (${status.signal})` : ''} before reporting a result — see the transcript and the worker's log`,
+    };
+  }
+
+  private graceFor(execution: Execution): number {
+    return execution.stopGraceMs ?? 10_000;
+  }
+
+  private async stopExecution(execution: Execution, why: string, graceMs: number): Promise<void> {
+    execution.log.info({ why, graceMs }, 'task:execution:stopping');
+    execution.gateway?.cancel(why);
+    await this.options.backend.stop(execution.spec.execution_id, graceMs).catch((err: unknown) => {
+      execution.log.error({ err: describeError(err) }, 'stopping the task environment failed');
+    });
+  }
+
+  /** The user cancelled: graceful signal, grace period, hard kill; reports `cancelled`. */
+  cancel(executionId: string, reason: string, graceMs: number): void {
+    const execution = this.executions.get(executionId);
+    if (!execution || execution.cancelReason) return;
+    execution.cancelReason = reason;
+    execution.stopGraceMs = graceMs;
+    void this.stopExecution(execution, reason, graceMs);
+  }
+
+  /** The server no longer assigns this execution to us: stop it and report nothing more. */
+  abandon(executionId: string, why: string): void {
+    this.options.outbox.dropExecution(executionId);
+    const execution = this.executions.get(executionId);
+    if (!execution || execution.abandoned) return;
+    execution.abandoned = true;
+    void this.stopExecution(execution, why, 0);
+  }
+
+  deliverMessage(executionId: string, id: string, text: string): void {
+    const execution = this.executions.get(executionId);
+    execution?.gateway?.deliverMessage({ id, text });
+  }
+
+  /** Stop everything now (second SIGTERM, or drain timeout). Each reports its outcome. */
+  async stopAll(reason: string, graceMs: number): Promise<void> {
+    for (const execution of this.executions.values()) {
+      if (!execution.cancelReason) {
+        execution.cancelReason = reason;
+        execution.stopGraceMs = graceMs;
+      }
+      void this.stopExecution(execution, reason, graceMs);
+    }
+    await Promise.all([...this.executions.values()].map((e) => e.done));
+  }
+
+  async idle(): Promise<void> {
+    await Promise.all([...this.executions.values()].map((e) => e.done));
+  }
+
+  /** Agent events from the gateway: redact, number, and store durably before answering. */
+  private ingest(execution: Execution, events: AgentEvent[]): Promise<void> {
+    const next = execution.chain.then(() => {
+      const redacted: Array<Omit<TranscriptEvent, 'seq'>> = [];
+      for (const event of events) {
+        const prepared = this.redact(execution, event.kind, event.data, event.ts);
+        if (prepared) redacted.push(prepared);
+      }
+      this.append(execution, redacted);
+    });
+    execution.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Append one event to the transcript (through the redactor). */
+  private emit(execution: Execution, kind: TranscriptEvent['kind'], data: Record<string, unknown>): void {
+    const prepared = this.redact(execution, kind, data, this.options.clock.now());
+    if (prepared) this.append(execution, [prepared]);
+  }
+
+  /**
+   * Redact one event. Output goes through a per-stream redactor that may hold back a tail (a
+   * secret split across chunks); the held text is released by the next chunk or an idle flush.
+   */
+  private redact(execution: Execution, kind: TranscriptEvent['kind'], data: Record<string, unknown>, ts: number): Omit<TranscriptEvent, 'seq'> | undefined {
+    if (kind === 'output' && typeof data.text === 'string') {
+      const stream = typeof data.stream === 'string' ? data.stream : 'stdout';
+      let redactor = execution.streams.get(stream);
+      if (!redactor) {
+        redactor = this.redactor.streamRedactor();
+        execution.streams.set(stream, redactor);
+      }
+      const text = redactor.push(data.text);
+      this.scheduleStreamFlush(execution);
+      return text.length === 0 ? undefined : { kind, data: { stream, text }, ts };
+    }
+    return { kind, data: this.redactor.redactValue(data) as Record<string, unknown>, ts };
+  }
+
+  private scheduleStreamFlush(execution: Execution): void {
+    clearTimeout(execution.flushTimer);
+    execution.flushTimer = setTimeout(() => this.flushStreams(execution), REDACT_IDLE_FLUSH_MS);
+  }
+
+  private flushStreams(execution: Execution): void {
+    clearTimeout(execution.flushTimer);
+    for (const [stream, redactor] of execution.streams) {
+      const text = redactor.flush();
+      if (text.length > 0) this.append(execution, [{ kind: 'output', data: { stream, text }, ts: this.options.clock.now() }]);
+    }
+  }
+
+  private append(execution: Execution, events: Array<Omit<TranscriptEvent, 'seq'>>): void {
+    if (execution.abandoned || events.length === 0) return;
+    let batch: TranscriptEvent[] = [];
+    let bytes = 0;
+    const flush = () => {
+      if (batch.length === 0) return;
+      this.options.outbox.enqueueEvents(
+        { type: 'execution.events', id: newId('msg'), execution_id: execution.spec.execution_id, epoch: execution.spec.epoch, events: batch },
+        execution.nextSeq,
+      );
+      batch = [];
+      bytes = 0;
+    };
+    for (const event of events) {
+      const size = JSON.stringify(event.data).length;
+      if (batch.length >= MAX_EVENTS_PER_BATCH || (bytes + size > MAX_REPORT_BYTES && batch.length > 0)) flush();
+      batch.push({ seq: execution.nextSeq++, ts: event.ts, kind: event.kind, data: event.data });
+      bytes += size;
+    }
+    flush();
+    this.options.notify();
+  }
+
+  private report(execution: Execution, message: Parameters<Outbox['enqueue']>[0]): void {
+    if (execution.abandoned) return;
+    this.options.outbox.enqueue(message);
+    this.options.notify();
+  }
+}

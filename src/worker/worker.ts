@@ -1,0 +1,217 @@
+/**
+ * `airlock worker`: the data-plane daemon. Recovers what a previous run left behind, dials the
+ * server, claims offers up to its concurrency, runs each execution through the runner, and on
+ * SIGTERM drains: takes no new work, lets running tasks finish (up to the drain timeout),
+ * delivers every report, then exits.
+ */
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { describeError } from '../protocol/errors.js';
+import type { ServerMessage } from '../protocol/worker-messages.js';
+import type { Backend, Leftover } from './backends/backend.js';
+import { defaultAgentCommand } from './backends/agent-command.js';
+import { DirectBackend } from './backends/direct/index.js';
+import type { WorkerConfig } from './config.js';
+import { ServerConnection } from './connection/connection.js';
+import { Outbox } from './outbox/outbox.js';
+import { ExecutionRunner } from './runner.js';
+
+export const WORKER_VERSION = '0.1.0';
+/** After the last task of a drain ends, how long to wait for the server to acknowledge the last reports. */
+const FINAL_FLUSH_MS = 10_000;
+
+export interface WorkerOptions {
+  config: WorkerConfig;
+  log: Logger;
+  clock?: Clock;
+  /** Test seam: a backend other than the configured one. */
+  backend?: Backend;
+  /** Called once the worker has stopped by itself (key refused). */
+  onFatal?: (message: string) => void;
+}
+
+export function createBackend(config: WorkerConfig, log: Logger): Backend {
+  switch (config.backend) {
+    case 'direct':
+      return new DirectBackend({
+        workspaceRoot: config.workspaceRoot,
+        agentCommand: defaultAgentCommand(),
+        noCleanup: config.noCleanup,
+        setupCommand: config.setupCommand ?? undefined,
+        teardownCommand: config.teardownCommand ?? undefined,
+        setupTimeoutMs: config.setupTimeoutMs,
+        teardownTimeoutMs: config.teardownTimeoutMs,
+        log,
+      });
+  }
+}
+
+export class Worker {
+  private readonly backend: Backend;
+  private readonly outbox: Outbox;
+  private readonly runner: ExecutionRunner;
+  private readonly connection: ServerConnection;
+  private readonly log: Logger;
+  private draining = false;
+  private leftovers: Leftover[] = [];
+  /** Offers claimed but not yet confirmed: they count against free slots. */
+  private readonly claiming = new Map<string, ServerMessage & { type: 'offer' }>();
+  private stopped: Promise<void> | undefined;
+  private resolveFinished!: () => void;
+  /** Resolves once the worker has stopped, for whatever reason (drain, stop, refused key). */
+  readonly finished = new Promise<void>((resolve) => (this.resolveFinished = resolve));
+
+  constructor(private readonly options: WorkerOptions) {
+    const { config } = options;
+    this.log = options.log.child({ worker: config.workerId });
+    const clock = options.clock ?? systemClock;
+    this.backend = options.backend ?? createBackend(config, this.log);
+    this.outbox = new Outbox(config.stateDir);
+    this.runner = new ExecutionRunner({
+      backend: this.backend,
+      outbox: this.outbox,
+      workerId: config.workerId,
+      taskEnv: config.env,
+      log: this.log,
+      clock,
+      notify: () => this.connection.pump(),
+    });
+    this.connection = new ServerConnection({
+      serverUrl: config.serverUrl,
+      apiKey: config.apiKey,
+      outbox: this.outbox,
+      log: this.log,
+      handler: {
+        hello: () => ({
+          worker_id: config.workerId,
+          version: WORKER_VERSION,
+          backend: this.backend.name,
+          labels: config.labels,
+          capacity: config.concurrency,
+          draining: this.draining,
+          running: this.runner.leases(),
+          leftovers: this.leftovers.map((l) => ({ execution_id: l.executionId, epoch: l.epoch, detail: l.detail.slice(0, 1000) })),
+        }),
+        heartbeat: () => ({ leases: this.runner.leases(), free_slots: this.freeSlots(), draining: this.draining }),
+        onMessage: (message) => this.onServerMessage(message),
+        onLeaseLost: (executionId) => this.runner.abandon(executionId, 'the server says this worker no longer holds the lease'),
+        onRejected: (message) => {
+          this.log.fatal(message);
+          options.onFatal?.(message);
+          void this.stop();
+        },
+      },
+    });
+  }
+
+  private freeSlots(): number {
+    if (this.draining) return 0;
+    return Math.max(0, this.options.config.concurrency - this.runner.running - this.claiming.size);
+  }
+
+  /** Check the backend, recover leftovers, and connect. */
+  async start(): Promise<void> {
+    await this.backend.init();
+    this.leftovers = await this.backend.recover(this.options.config.workerId);
+    for (const leftover of this.leftovers) {
+      this.log.warn({ execution: leftover.executionId, wasRunning: leftover.wasRunning, detail: leftover.detail }, 'worker:leftover:found');
+    }
+    // Executions the previous run recorded but the backend found nothing of: the server will
+    // reconcile them as lost when our hello does not list them.
+    for (const local of this.outbox.executions()) this.outbox.forgetExecution(local.executionId);
+    this.connection.start();
+    this.log.info({ backend: this.backend.name, concurrency: this.options.config.concurrency, server: this.options.config.serverUrl }, 'worker:started');
+  }
+
+  private onServerMessage(message: ServerMessage): void {
+    switch (message.type) {
+      case 'welcome':
+        // The server has our leftovers now; they were reported with this hello.
+        this.leftovers = [];
+        for (const action of message.reconcile) {
+          if (action.action === 'abandon') this.runner.abandon(action.execution_id, action.reason);
+        }
+        return;
+      case 'offer': {
+        if (this.freeSlots() === 0 || this.runner.has(message.execution.execution_id)) {
+          this.connection.send({ type: 'decline', offer_id: message.offer_id, reason: this.draining ? 'worker is draining' : 'no free slot' });
+          return;
+        }
+        this.claiming.set(message.offer_id, message);
+        this.connection.send({ type: 'claim', offer_id: message.offer_id });
+        return;
+      }
+      case 'claimed': {
+        const offer = this.claiming.get(message.offer_id);
+        this.claiming.delete(message.offer_id);
+        if (!offer) return;
+        if (!message.ok) {
+          this.log.info({ offer: message.offer_id, reason: message.reason }, 'claim refused');
+          return;
+        }
+        void this.runner.start(offer.execution).then(() => this.connection.sendHeartbeat());
+        return;
+      }
+      case 'cancel':
+        this.runner.cancel(message.execution_id, message.reason, message.grace_ms);
+        return;
+      case 'heartbeat_ack':
+        for (const id of message.lost) this.runner.abandon(id, 'the server no longer recognises this lease');
+        for (const c of message.cancel) this.runner.cancel(c.execution_id, c.reason, this.options.config.cancelGraceMs);
+        return;
+      case 'message':
+        this.runner.deliverMessage(message.execution_id, message.message_id, message.text);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * Drain (first SIGTERM): take no new work, wait for running tasks up to the drain timeout,
+   * stop what remains, deliver every report, exit.
+   */
+  drain(): Promise<void> {
+    if (this.stopped) return this.stopped;
+    this.draining = true;
+    this.log.info({ running: this.runner.running, timeoutMs: this.options.config.drainTimeoutMs }, 'worker:draining');
+    this.connection.sendHeartbeat();
+    this.stopped = (async () => {
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), this.options.config.drainTimeoutMs).unref());
+      if ((await Promise.race([this.runner.idle().then(() => 'idle' as const), timeout])) === 'timeout') {
+        this.log.warn('drain timeout reached; stopping the remaining tasks');
+        await this.runner.stopAll('the worker was shut down before the task finished', this.options.config.cancelGraceMs);
+      }
+      await this.finish();
+    })();
+    return this.stopped;
+  }
+
+  /** Stop now (second signal, or fatal): stop running tasks, flush briefly, exit. */
+  stop(): Promise<void> {
+    this.draining = true;
+    const previous = this.stopped;
+    this.stopped = (async () => {
+      await this.runner.stopAll('the worker was stopped before the task finished', 0);
+      await previous;
+      await this.finish();
+    })();
+    return this.stopped;
+  }
+
+  private finishing: Promise<void> | undefined;
+  private finish(): Promise<void> {
+    this.finishing ??= (async () => {
+      if (this.connection.isWelcomed) {
+        const flushed = await this.connection.flush(FINAL_FLUSH_MS);
+        if (!flushed) this.log.warn({ pending: this.outbox.size }, 'some reports were not acknowledged; they will be sent when this worker starts again');
+      }
+      this.connection.close();
+      await this.backend.close().catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'closing the backend failed'));
+      this.outbox.close();
+      this.log.info('worker:stopped');
+      this.resolveFinished();
+    })();
+    return this.finishing;
+  }
+}
