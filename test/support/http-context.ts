@@ -57,6 +57,7 @@ export interface TestApi {
   url: string;
   app: FastifyInstance;
   ctx: ServerContext;
+  /** The real store (the routes see `ctx.store`, which `wrapStore` may interpose on). */
   store: Store;
   hub: MemoryTranscriptHub;
   dispatch: TestDispatch;
@@ -64,10 +65,29 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startTestApi(options: HttpAppOptions & { dir?: string } = {}): Promise<TestApi> {
+export interface TestApiOptions extends HttpAppOptions {
+  /** Use this data directory (kept afterwards) instead of a fresh temporary one. */
+  dir?: string;
+  /** Interpose on the real store as the routes see it (to widen race windows, count calls). */
+  wrapStore?: (store: Store) => Store;
+}
+
+/** Forward every call to the real store (methods bound to it), overriding some. */
+export function interpose(store: Store, overrides: Partial<Store>): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop in overrides) return overrides[prop as keyof Store];
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+export async function startTestApi(options: TestApiOptions = {}): Promise<TestApi> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'airlock-http-'));
-  const store = await openSqliteStore({ path: join(dir, 'airlock.db') });
-  await store.migrate();
+  const realStore = await openSqliteStore({ path: join(dir, 'airlock.db') });
+  await realStore.migrate();
+  const store = options.wrapStore ? options.wrapStore(realStore) : realStore;
   const secret = loadOrCreateServerSecret(dir);
   const hub = new MemoryTranscriptHub();
   const dispatch = createTestDispatch(store, hub);
@@ -82,7 +102,7 @@ export async function startTestApi(options: HttpAppOptions & { dir?: string } = 
     workers: { list: (teamId) => store.listWorkers(teamId) },
     authenticate: createAuthenticator(store, secret),
   };
-  const app = await buildHttpApp(ctx, options);
+  const app = await buildHttpApp(ctx, { ...(options.sseKeepAliveMs !== undefined ? { sseKeepAliveMs: options.sseKeepAliveMs } : {}) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('the test API has no TCP address');
@@ -92,7 +112,7 @@ export async function startTestApi(options: HttpAppOptions & { dir?: string } = 
     url: `http://127.0.0.1:${address.port}`,
     app,
     ctx,
-    store,
+    store: realStore,
     hub,
     dispatch,
     secret,
@@ -100,7 +120,7 @@ export async function startTestApi(options: HttpAppOptions & { dir?: string } = 
       if (closed) return;
       closed = true;
       await app.close();
-      await store.close();
+      await realStore.close();
       if (!options.dir) rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -7,7 +7,7 @@
  * Invariant: whatever fails — our code, fastify's parsing, an unknown route, a malformed
  * connection — the client receives `{"error":{"code","message"}}` (errors.ts decides the status).
  */
-import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type RouteOptions } from 'fastify';
 import { randomBase32 } from '../../lib/ids.js';
 import { AirlockError } from '../../protocol/errors.js';
 import { MAX_REQUEST_BODY_BYTES } from '../../protocol/task.js';
@@ -56,7 +56,7 @@ export async function buildHttpApp(ctx: ServerContext, options: HttpAppOptions =
     loggerInstance: log,
     bodyLimit: MAX_REQUEST_BODY_BYTES,
     // One line per request from onResponse below, instead of fastify's two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // 12 base32 characters (60 bits): unique enough to find one request in a day of logs.
     genReqId: () => `req_${randomBase32(12)}`,
     clientErrorHandler: (err, socket) => {

@@ -246,6 +246,7 @@ export function eventRoutes(ctx: ServerContext, followers: Followers, options: E
       auth: 'user',
       params: TaskParams,
       query: EventsQuery,
+      headers: { 'Last-Event-ID': 'resume after this event id ("<ordinal>.<seq>"), as EventSource sends it on reconnect' },
       responses: {
         200: {
           description: 'The transcript: a stream of events, or one JSON array.',

@@ -112,7 +112,8 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], info: OpenApiI
       const content: Record<string, unknown> = {};
       for (const [mediaType, schema] of Object.entries(spec.content ?? {})) {
         const suffix = mediaType === 'application/json' ? 'Response' : `${capitalize(mediaType.split('/')[1] ?? 'body').replace(/[^A-Za-z0-9]/g, '')}Response`;
-        content[mediaType] = schema ? { schema: ref(schema, `${capitalize(route.operationId)}${suffix}`, responseRegistry) } : {};
+        // A body JSON Schema cannot describe (a stream, Prometheus text) is documented as text.
+        content[mediaType] = { schema: schema ? ref(schema, `${capitalize(route.operationId)}${suffix}`, responseRegistry) : { type: 'string' } };
       }
       responses[status] = { description: spec.description, ...(Object.keys(content).length ? { content } : {}) };
     }
@@ -131,7 +132,11 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], info: OpenApiI
       ...(route.description ? { description: route.description } : {}),
       tags: [route.tag],
       security: route.auth === 'user' ? [{ apiKey: [] }] : [],
-      parameters: [...parameters(route.params, 'path'), ...parameters(route.query, 'query')],
+      parameters: [
+        ...parameters(route.params, 'path'),
+        ...parameters(route.query, 'query'),
+        ...Object.entries(route.headers ?? {}).map(([name, description]) => ({ name, in: 'header', required: false, description, schema: { type: 'string' } })),
+      ],
       ...(route.body
         ? { requestBody: { required: true, content: { 'application/json': { schema: ref(route.body, `${capitalize(route.operationId)}Request`, requestRegistry) } } } }
         : {}),

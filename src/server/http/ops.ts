@@ -76,7 +76,7 @@ export function opsRoutes(ctx: ServerContext, openApi: () => Record<string, unkn
       summary: 'This document',
       tag: 'operations',
       auth: 'none',
-      responses: { 200: { description: 'The OpenAPI 3.1 document of this API.', content: { 'application/json': null } } },
+      responses: { 200: { description: 'The OpenAPI 3.1 document of this API.', content: { 'application/json': z.record(z.string(), z.unknown()) } } },
       handler: async () => openApi(),
     }),
   ];

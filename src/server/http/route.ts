@@ -43,6 +43,8 @@ export interface RouteSpec<A extends AuthMode = AuthMode, P = unknown, Q = unkno
   params?: P;
   query?: Q;
   body?: B;
+  /** Request headers the route reads (name → description), for the document only. */
+  headers?: Record<string, string>;
   /**
    * Runs on the raw body before schema validation, for failures that deserve a more precise
    * answer than `validation` (an oversized prompt is 413, naming the limit).
