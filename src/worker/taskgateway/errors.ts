@@ -1,0 +1,84 @@
+/**
+ * The task gateway's one mapping from errors to HTTP. Everything an agent gets back on failure is
+ * `{"error":{"code","message"[,"field"][,"expected_seq"]}}`: ours (AirlockError), fastify's own
+ * (bad JSON, body too large, wrong content type) and unexpected ones (500, no internals).
+ */
+import { AirlockError, RetryableError, isAirlockError, type ErrorCode } from '../../protocol/errors.js';
+import { MAX_REQUEST_BODY_BYTES } from '../../protocol/task.js';
+
+const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
+  validation: 400,
+  payload_too_large: 413,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  lease_lost: 409,
+  retryable: 503,
+  protocol: 400,
+  internal: 500,
+};
+
+export interface GatewayErrorBody {
+  error: { code: string; message: string; field?: string; expected_seq?: number };
+}
+
+export interface GatewayHttpError {
+  status: number;
+  headers: Record<string, string>;
+  body: GatewayErrorBody;
+  /** True when the cause is the worker's, not the agent's: log it with its details. */
+  internal: boolean;
+}
+
+/** Fastify's errors raised before a handler runs, in our words. */
+function fromFastify(err: { code?: unknown; statusCode?: unknown; message?: unknown }): { error: AirlockError; status?: number } | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        error: new AirlockError(
+          'payload_too_large',
+          `the request body is over the task gateway's limit of ${MAX_REQUEST_BODY_BYTES} bytes (1 MiB) — send fewer events per upload`,
+        ),
+      };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { error: new AirlockError('validation', 'the request body is not valid JSON — send a JSON document with Content-Type: application/json') };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { error: new AirlockError('validation', 'the request body is empty but Content-Type is application/json — send a JSON body') };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { error: new AirlockError('validation', 'unsupported Content-Type — send the body as JSON with Content-Type: application/json'), status: 415 };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { error: new AirlockError('validation', 'the request body does not match its Content-Length header — resend the request') };
+    default:
+      break;
+  }
+  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+    const message = typeof err.message === 'string' ? err.message : 'bad request';
+    return { error: new AirlockError(err.statusCode === 404 ? 'not_found' : 'validation', message), status: err.statusCode };
+  }
+  return undefined;
+}
+
+export function toGatewayHttpError(err: unknown): GatewayHttpError {
+  let error: AirlockError;
+  let status: number | undefined;
+  if (isAirlockError(err)) {
+    error = err;
+  } else {
+    const fastify = typeof err === 'object' && err !== null ? fromFastify(err) : undefined;
+    error = fastify?.error ?? new AirlockError('internal', 'internal error');
+    status = fastify?.status;
+  }
+  const headers: Record<string, string> = {};
+  if (error instanceof RetryableError) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+  if (error.code === 'unauthenticated') headers['www-authenticate'] = 'Bearer';
+  const internal = error.code === 'internal';
+  const body: GatewayErrorBody = {
+    error: { code: error.code, message: internal ? "internal error in the task gateway — the worker's log has the details; retry" : error.message },
+  };
+  const field = error.details?.field;
+  if (!internal && typeof field === 'string') body.error.field = field;
+  const expected = error.details?.expected_seq;
+  if (typeof expected === 'number') body.error.expected_seq = expected;
+  return { status: status ?? STATUS_BY_CODE[error.code], headers, body, internal };
+}
