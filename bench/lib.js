@@ -1,0 +1,72 @@
+// Shared helpers for benchmarks: a real server from dist/ on loopback, keys, statistics.
+// Benchmarks measure; they never assert. Each figure is printed next to its floor (or ceiling)
+// measured in the same run on the same machine.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { startServer } from '../dist/server/server.js';
+import { loadOrCreateServerSecret, mintApiKey } from '../dist/server/auth/keys.js';
+import { newId } from '../dist/lib/ids.js';
+
+export async function benchServer(settings = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'al-bench-'));
+  const server = await startServer({ port: 0, host: '127.0.0.1', dataDir, log: pino({ level: 'silent' }), settings });
+  const store = server.context.store;
+  const secret = loadOrCreateServerSecret(dataDir);
+  const team = await store.createTeam({ id: newId('team'), name: 'bench', now: Date.now() });
+  const userKey = (await mintApiKey(store, secret, { teamId: team.id, role: 'member', now: Date.now() })).key;
+  const workerKey = (await mintApiKey(store, secret, { teamId: team.id, role: 'worker', now: Date.now() })).key;
+  return {
+    server,
+    store,
+    dataDir,
+    teamId: team.id,
+    userKey,
+    workerKey,
+    async close() {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function percentile(values, p) {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+export function ms(value) {
+  return `${value.toFixed(1)} ms`;
+}
+
+export function report(rows) {
+  const width = Math.max(...rows.map((r) => r[0].length));
+  for (const [name, value, floor] of rows) {
+    process.stdout.write(`  ${name.padEnd(width)}  ${String(value).padStart(14)}${floor ? `   (${floor})` : ''}\n`);
+  }
+}
+
+export async function createTasks(base, key, count, concurrency, body) {
+  let next = 0;
+  const ids = [];
+  const createdAt = new Map();
+  async function lane() {
+    while (next < count) {
+      const i = next++;
+      const started = performance.now();
+      const response = await fetch(`${base}/api/v1/tasks`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(typeof body === 'function' ? body(i) : body),
+      });
+      const task = await response.json();
+      if (response.status !== 201) throw new Error(`create failed: ${JSON.stringify(task)}`);
+      ids.push(task.id);
+      createdAt.set(task.id, started);
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return { ids, createdAt };
+}
