@@ -1,0 +1,130 @@
+/**
+ * The control plane's tables as Kysely sees them: snake_case columns, JSON as text, booleans as
+ * integers 0/1, times as integer milliseconds since the epoch.
+ *
+ * Invariant: these types describe what a SELECT may return on *either* dialect. PostgreSQL
+ * returns `bigint` columns (all times, and COUNT results) as strings, so those columns are typed
+ * `number | string` on read and every row goes through one mapping function (rows.ts) that
+ * applies `Number(...)`. Nothing else in the store reads a raw row.
+ */
+import type { ColumnType } from 'kysely';
+
+/** Integer milliseconds: written as a number, read as a number (SQLite) or a string (PostgreSQL bigint). */
+export type Millis = ColumnType<number | string, number, number>;
+/** A 0/1 flag: SQLite has no boolean type, and keeping one representation keeps one mapping. */
+export type Flag = ColumnType<number, number, number>;
+
+export interface TeamsTable {
+  id: string;
+  name: string;
+  created_at: Millis;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  team_id: string;
+  role: string;
+  name: string | null;
+  hash: string;
+  created_at: Millis;
+  revoked_at: ColumnType<number | string | null, number | null, number | null>;
+}
+
+export interface WorkersTable {
+  team_id: string;
+  worker_id: string;
+  version: string;
+  backend: string;
+  /** JSON object of string labels. */
+  labels: string;
+  capacity: number;
+  connected: Flag;
+  draining: Flag;
+  connected_at: ColumnType<number | string | null, number | null, number | null>;
+  last_seen_at: Millis;
+}
+
+type NullableMillis = ColumnType<number | string | null, number | null, number | null>;
+
+export interface TasksTable {
+  id: string;
+  team_id: string;
+  title: string | null;
+  state: string;
+  prompt: string;
+  harness: string;
+  worker_id: string | null;
+  timeout_seconds: number | null;
+  failure_reason: string | null;
+  message: string | null;
+  exit_code: number | null;
+  cancel_requested: Flag;
+  epoch: number;
+  created_at: Millis;
+  updated_at: Millis;
+  started_at: NullableMillis;
+  finished_at: NullableMillis;
+}
+
+export interface ExecutionsTable {
+  id: string;
+  task_id: string;
+  team_id: string;
+  ordinal: number;
+  worker_id: string;
+  epoch: number;
+  state: string;
+  offer_id: string;
+  offer_deadline: Millis;
+  lease_expires_at: NullableMillis;
+  failure_reason: string | null;
+  message: string | null;
+  exit_code: number | null;
+  created_at: Millis;
+  started_at: NullableMillis;
+  finished_at: NullableMillis;
+}
+
+export interface EventsTable {
+  execution_id: string;
+  seq: number;
+  task_id: string;
+  ordinal: number;
+  ts: Millis;
+  kind: string;
+  /** JSON object. */
+  data: string;
+}
+
+export interface MessagesTable {
+  id: string;
+  task_id: string;
+  text: string;
+  created_at: Millis;
+}
+
+export interface AuditLogTable {
+  /** SQLite: INTEGER PRIMARY KEY AUTOINCREMENT; PostgreSQL: bigint identity (read as a string). */
+  id: ColumnType<number | string, never, never>;
+  team_id: string | null;
+  actor: string;
+  action: string;
+  target: string | null;
+  /** JSON object. */
+  detail: string;
+  at: Millis;
+}
+
+export interface Database {
+  teams: TeamsTable;
+  api_keys: ApiKeysTable;
+  workers: WorkersTable;
+  tasks: TasksTable;
+  executions: ExecutionsTable;
+  events: EventsTable;
+  messages: MessagesTable;
+  audit_log: AuditLogTable;
+}
+
+export type StoreDialect = 'sqlite' | 'postgres';
+
