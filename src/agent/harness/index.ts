@@ -1,0 +1,26 @@
+/**
+ * The harness registry: which program runs a task, by the spec's `harness` name. The table is
+ * typed by the protocol's `Harness` union, so adding a name there (the built-in coding agent,
+ * `builtin`; third-party CLI agents such as `claude-code` or `codex`) fails to compile until its
+ * harness is registered here. A CLI agent adapter is a `HarnessDefinition` that builds a command
+ * line and environment (its model base URL pointed at the task gateway) and calls `runProcess`.
+ */
+import type { Harness } from '../../protocol/task.js';
+import type { HarnessDefinition } from './harness.js';
+import { shellHarness } from './shell.js';
+
+const HARNESSES: { readonly [name in Harness]: () => HarnessDefinition } = {
+  shell: shellHarness,
+};
+
+/** The harness called `name`, or undefined when this agent runtime does not have it. */
+export function getHarness(name: string): HarnessDefinition | undefined {
+  return Object.hasOwn(HARNESSES, name) ? HARNESSES[name as Harness]() : undefined;
+}
+
+export function harnessNames(): string[] {
+  return Object.keys(HARNESSES);
+}
+
+export type { HarnessContext, HarnessDefinition, HarnessResult, FollowUpMessage } from './harness.js';
+export { runProcess, KILL_GRACE_MS, type ProcessSpec, type ProcessOutcome } from './process.js';
