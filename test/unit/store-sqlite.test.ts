@@ -1,0 +1,111 @@
+/**
+ * The Store conformance suite on real SQLite files (one fresh temporary directory per test,
+ * removed afterwards and checked gone), plus what only SQLite has: one file shared by two
+ * processes' connections (the server and `airlock admin`), pragmas, idempotent migrations.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { newId } from '../../src/lib/ids.js';
+import { MIGRATION_TABLE } from '../../src/server/store/migrations/index.js';
+import { openSqliteStore } from '../../src/server/store/sqlite/index.js';
+import type { Store } from '../../src/server/store/store.js';
+import { describeStoreConformance } from './store-conformance.js';
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'airlock-store-'));
+}
+
+describeStoreConformance('sqlite', async () => {
+  const dir = tempDir();
+  const store = await openSqliteStore({ path: join(dir, 'airlock.db') });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+      expect(existsSync(dir)).toBe(false);
+    },
+  };
+});
+
+describe('SQLite store', () => {
+  const dirs: string[] = [];
+  const stores: Store[] = [];
+  const dir = () => {
+    const d = tempDir();
+    dirs.push(d);
+    return d;
+  };
+  const open = async (path: string) => {
+    const s = await openSqliteStore({ path });
+    stores.push(s);
+    return s;
+  };
+
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close();
+    for (const d of dirs.splice(0)) {
+      rmSync(d, { recursive: true, force: true });
+      expect(existsSync(d)).toBe(false);
+    }
+  });
+
+  it('opens with WAL, NORMAL sync and foreign keys, and migrates once however often it is opened', async () => {
+    const file = join(dir(), 'airlock.db');
+    const first = await open(file);
+    await first.createTeam({ id: newId('team'), name: 'kept', now: 1 });
+    await first.close();
+    const second = await open(file);
+    await second.migrate();
+    expect(await second.getTeamByName('kept')).toBeDefined();
+
+    const raw = new BetterSqlite3(file, { readonly: true });
+    try {
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+      const applied = raw.prepare(`select name from ${MIGRATION_TABLE} order by name`).all() as Array<{ name: string }>;
+      expect(applied.map((m) => m.name)).toEqual(['0001-initial']);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('lets two store instances on one file work in turn (the server and the admin CLI)', async () => {
+    const file = join(dir(), 'airlock.db');
+    const server = await open(file);
+    const admin = await open(file);
+    const team = await admin.createTeam({ id: newId('team'), name: 'shared', now: 1 });
+    expect(await server.getTeamByName('shared')).toEqual(team);
+
+    const t = await server.createTask({ id: newId('tsk'), teamId: team.id, title: null, prompt: 'true', harness: 'shell', workerId: null, timeoutSeconds: null, now: 2 });
+    const [offered] = await admin.offerTasks({ teamId: team.id, workerId: 'w1', limit: 1, now: 3, offerDeadline: 100, newExecutionId: () => newId('exe'), newOfferId: () => newId('off') });
+    expect(offered?.task.id).toBe(t.id);
+    // Neither instance caches rows: each sees the other's commit at once.
+    expect(await server.offerTasks({ teamId: team.id, workerId: 'w2', limit: 1, now: 4, offerDeadline: 100, newExecutionId: () => newId('exe'), newOfferId: () => newId('off') })).toEqual([]);
+    const claimed = await server.claimOffer({ offerId: offered!.execution.offerId, workerId: 'w1', teamId: team.id, now: 5, leaseExpiresAt: 50 });
+    expect(claimed.ok).toBe(true);
+    await admin.appendAudit({ teamId: team.id, actor: 'admin-cli', action: 'key.create', target: null, detail: {}, at: 6 });
+    expect(await server.listAudit(team.id, 10)).toHaveLength(1);
+    expect((await admin.getExecution(offered!.execution.id))?.state).toBe('claimed');
+  });
+
+  it('enforces foreign keys: a task needs an existing team', async () => {
+    const s = await open(join(dir(), 'airlock.db'));
+    await expect(
+      s.createTask({ id: newId('tsk'), teamId: 'team_missing', title: null, prompt: 'x', harness: 'shell', workerId: null, timeoutSeconds: null, now: 1 }),
+    ).rejects.toThrow(/FOREIGN KEY/);
+  });
+
+  it('names the directory to create when the file’s directory does not exist', async () => {
+    const missing = join(dir(), 'not', 'there');
+    await expect(openSqliteStore({ path: join(missing, 'airlock.db') })).rejects.toThrow(`directory ${missing} does not exist — create it (mkdir -p ${missing})`);
+  });
+
+  it('opens a private in-memory store for `:memory:`', async () => {
+    const s = await open(':memory:');
+    await s.ping();
+    expect(s.kind).toBe('sqlite');
+  });
+});
