@@ -115,6 +115,14 @@ describe('following a task', () => {
     await eventually(() => stream.comments.filter((c) => c === 'keep-alive').length >= 2, 3000, 'keep-alive comments');
   });
 
+  it('has no HEAD twin that would open a follower', async () => {
+    const { task } = await newRunningTask();
+    const res = await http(api.url, `/api/v1/tasks/${task.id}/events`, { method: 'HEAD', key: team.keys.member });
+    expect(res.status).toBe(404);
+    expect(api.hub.followerCount).toBe(0);
+    expect((await http(api.url, '/healthz', { method: 'HEAD' })).status).toBe(200);
+  });
+
   it('releases the follower when the client goes away', async () => {
     const { task } = await newRunningTask();
     const streams = [await follow(task.id), await follow(task.id)];
@@ -281,6 +289,28 @@ describe('the subscribe-then-read window', () => {
     expect(EventView.parse(json.json[total - 1])).toMatchObject({ id: `1.${total}`, seq: total });
     const tail = await http(api.url, `/api/v1/tasks/${task.id}/events?format=json&after=1.${total - 2}`, { key: team.keys.member });
     expect(tail.json.map((e: EventView) => e.id)).toEqual([`1.${total - 1}`, `1.${total}`]);
+  });
+});
+
+describe('slow followers', () => {
+  it('disconnects a client that stops reading instead of buffering without bound', async () => {
+    const { connect } = await import('node:net');
+    const { task, execution } = await newRunningTask();
+    const port = Number(new URL(api.url).port);
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(`GET /api/v1/tasks/${task.id}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${team.keys.member}\r\n\r\n`);
+    socket.pause(); // never read: the kernel buffers fill, then the server's
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    await eventually(() => api.hub.followerCount === 1, 5000, 'the follower');
+    const text = 'x'.repeat(60 * 1024);
+    for (let seq = 1; seq <= 600 && api.hub.followerCount > 0; seq += 50) {
+      await appendEvents(api, execution, seqs(seq, seq + 49).map((e) => ({ ...e, data: { stream: 'stdout', text } })));
+    }
+    await eventually(() => api.hub.followerCount === 0, 10_000, 'the slow follower to be dropped');
+    socket.resume(); // read what arrived: then the connection is seen closed
+    await closed;
   });
 });
 

@@ -145,9 +145,11 @@ class TranscriptFollower implements TranscriptListener {
     this.close();
   }
 
+  /** Drop a follower that does not keep up: destroy, not end, so its buffered output is freed now. */
   private shed(why: string): void {
     this.ctx.log.warn({ taskId: this.taskId, why }, 'http:events:follower-too-slow');
     this.close();
+    this.res.destroy();
   }
 
   /** Deliver queued items in order; one pump at a time, so events and task updates never interleave. */
@@ -246,6 +248,7 @@ export function eventRoutes(ctx: ServerContext, followers: Followers, options: E
       auth: 'user',
       params: TaskParams,
       query: EventsQuery,
+      stream: true,
       headers: { 'Last-Event-ID': 'resume after this event id ("<ordinal>.<seq>"), as EventSource sends it on reconnect' },
       responses: {
         200: {

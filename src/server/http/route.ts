@@ -43,6 +43,8 @@ export interface RouteSpec<A extends AuthMode = AuthMode, P = unknown, Q = unkno
   params?: P;
   query?: Q;
   body?: B;
+  /** A long-lived stream: no automatic HEAD twin (a HEAD request would open a follower). */
+  stream?: boolean;
   /** Request headers the route reads (name → description), for the document only. */
   headers?: Record<string, string>;
   /**
@@ -106,6 +108,7 @@ export function registerRoutes(app: FastifyInstance, ctx: ServerContext, routes:
     app.route({
       method: route.method,
       url: route.url,
+      exposeHeadRoute: route.method === 'GET' && !route.stream,
       ...(route.auth === 'user' ? { onRequest: (request: FastifyRequest) => authenticateUser(ctx, request) } : {}),
       handler: async (request, reply) => {
         const params = route.params ? parseOrThrow(route.params, request.params, 'path parameters') : undefined;
