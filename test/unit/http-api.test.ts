@@ -25,6 +25,7 @@ afterAll(async () => {
 function expectError(res: RawResponse, status: number, code: string, mentions?: RegExp): void {
   expect(res.status, JSON.stringify(res.json)).toBe(status);
   expect(Object.keys(res.json)).toEqual(['error']);
+  expect(Object.keys(res.json.error).sort()).toEqual(['code', 'message']);
   expect(res.json.error.code).toBe(code);
   expect(typeof res.json.error.message).toBe('string');
   if (mentions) expect(res.json.error.message).toMatch(mentions);
@@ -176,7 +177,7 @@ describe('POST /api/v1/tasks', () => {
   ])('refuses %j with 400 naming the field', async (body, field, mentions) => {
     const res = await http(api.url, '/api/v1/tasks', { key: a.keys.member, body });
     expectError(res, 400, 'validation', mentions);
-    expect(res.json.error.field).toBe(field === 'promt' ? '(root)' : field);
+    expect(res.json.error.message).toContain(field);
   });
 });
 
@@ -297,11 +298,11 @@ describe('GET /api/v1/tasks', () => {
     expectError(await http(api.url, '/api/v1/tasks?limit=ten', { key: a.keys.member }), 400, 'validation', /limit/);
     expectError(await http(api.url, '/api/v1/tasks?state=done', { key: a.keys.member }), 400, 'validation', /state/);
     expectError(await http(api.url, '/api/v1/tasks?stat=queued', { key: a.keys.member }), 400, 'validation', /unknown field "stat"/);
-    for (const cursor of ['garbage', Buffer.from('[1,2]').toString('base64url'), 'x'.repeat(600)]) {
+    for (const cursor of ['garbage', Buffer.from('[1,2]').toString('base64url')]) {
       const res = await http(api.url, `/api/v1/tasks?cursor=${cursor}`, { key: a.keys.member });
-      expectError(res, 400, 'validation', /cursor/);
-      expect(res.json.error.field).toBe('cursor');
+      expectError(res, 400, 'validation', /cursor is not one this server issued — pass the next_cursor of the previous page unchanged/);
     }
+    expectError(await http(api.url, `/api/v1/tasks?cursor=${'x'.repeat(600)}`, { key: a.keys.member }), 400, 'validation', /cursor/);
   });
 });
 

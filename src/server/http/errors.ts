@@ -15,8 +15,7 @@ export const ErrorBody = z
   .object({
     error: z.object({
       code: z.string().describe('stable, machine-readable: validation, unauthenticated, forbidden, not_found, conflict, …'),
-      message: z.string().describe('what went wrong and what to do about it, in words'),
-      field: z.string().optional().describe('for validation errors: the offending field'),
+      message: z.string().describe('what went wrong and what to do about it, in words (naming the offending field or limit)'),
     }),
   });
 export type ErrorBody = z.infer<typeof ErrorBody>;
@@ -117,8 +116,7 @@ export function toHttpError(err: unknown, requestId: string): HttpError {
   const message = internal
     ? `internal error (request ${requestId}) — the server's log has the details under this request id; retry, and report it if it persists`
     : error.message;
+  // Exactly code and message: the contract clients and other tests rely on.
   const body: ErrorBody = { error: { code: error.code, message } };
-  const field = error.details?.field;
-  if (!internal && typeof field === 'string') body.error.field = field;
   return { status: status ?? STATUS_BY_CODE[error.code], headers, body, internal };
 }
