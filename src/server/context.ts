@@ -37,9 +37,15 @@ export interface TranscriptListener {
   onTask(task: TaskRecord): void;
 }
 
+/** What a wake concerns: one worker's slots, or a team's unrouted queue; none: everything. */
+export interface WakeScope {
+  teamId: string;
+  workerId?: string | null;
+}
+
 export interface Dispatch {
-  /** A task was created or re-queued: offer it if a worker has room. */
-  wake(reason: string): void;
+  /** Something changed that may let a task be offered: a task created, a slot freed… */
+  wake(reason: string, scope?: WakeScope): void;
   /** Cancel a task (see Store.requestCancel) and tell its worker. */
   cancelTask(principal: Principal, taskId: string): Promise<TaskRecord | undefined>;
   /** Deliver a follow-up message to the task's running execution (stored either way). */

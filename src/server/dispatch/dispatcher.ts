@@ -13,9 +13,9 @@
 import type { Logger } from 'pino';
 import { newId } from '../../lib/ids.js';
 import type { ExecutionSpec } from '../../protocol/task.js';
-import type { Dispatch, Principal, ServerContext } from '../context.js';
+import type { Dispatch, Principal, ServerContext, WakeScope } from '../context.js';
 import type { EndedExecution, ExecutionRecord, TaskRecord } from '../store/store.js';
-import { freeSlots, type WorkerRegistry } from '../ws/registry.js';
+import { freeSlots, type WorkerRegistry, type WorkerSession } from '../ws/registry.js';
 
 /** How often the sweeps run, as a fraction of the shortest deadline they enforce (lease or claim). */
 const SWEEP_FRACTION = 1 / 8;
@@ -39,6 +39,10 @@ export function executionSpec(task: TaskRecord, execution: ExecutionRecord): Exe
 
 export class Dispatcher implements Dispatch {
   private pending = false;
+  /** What the next pass must look at: everything, some teams' queues, or some workers' slots. */
+  private pendingFull = false;
+  private readonly pendingTeams = new Set<string>();
+  private readonly pendingWorkers = new Set<string>();
   private running = false;
   private stopped = false;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -71,12 +75,15 @@ export class Dispatcher implements Dispatch {
     await this.idle;
   }
 
-  wake(reason: string): void {
+  wake(reason: string, scope?: WakeScope): void {
     if (this.stopped) return;
+    if (!scope) this.pendingFull = true;
+    else if (scope.workerId) this.pendingWorkers.add(`${scope.teamId}\u0000${scope.workerId}`);
+    else this.pendingTeams.add(scope.teamId);
     this.pending = true;
     if (this.running) return;
     this.running = true;
-    this.log.trace({ reason }, 'dispatch:wake');
+    this.log.trace({ reason, scope }, 'dispatch:wake');
     this.idle = new Promise((resolve) => setImmediate(() => void this.loop().finally(resolve)));
   }
 
@@ -84,7 +91,24 @@ export class Dispatcher implements Dispatch {
     try {
       while (this.pending && !this.stopped) {
         this.pending = false;
-        await this.offerToAll();
+        const full = this.pendingFull;
+        const teams = [...this.pendingTeams];
+        const workers = [...this.pendingWorkers];
+        this.pendingFull = false;
+        this.pendingTeams.clear();
+        this.pendingWorkers.clear();
+        if (full) {
+          await this.offerTo([...this.registry.all()], false);
+          continue;
+        }
+        for (const teamId of teams) {
+          await this.offerTo([...this.registry.all()].filter((s) => s.teamId === teamId), true);
+        }
+        for (const key of workers) {
+          const [teamId, workerId] = key.split('\u0000') as [string, string];
+          const session = this.registry.get(teamId, workerId);
+          if (session && !teams.includes(teamId)) await this.offerTo([session], false);
+        }
       }
     } catch (err) {
       this.log.error({ err }, 'dispatch pass failed; retrying');
@@ -95,9 +119,14 @@ export class Dispatcher implements Dispatch {
     }
   }
 
-  private async offerToAll(): Promise<void> {
+  /**
+   * Offer queued tasks to these sessions, each up to its free slots. With `untilExhausted`
+   * (a team's unrouted queue), stop at the first session that got fewer than it asked for:
+   * nothing unrouted is left, and routed tasks are woken for their own worker.
+   */
+  private async offerTo(sessions: WorkerSession[], untilExhausted: boolean): Promise<void> {
     const { store, clock, settings } = this.ctx;
-    for (const session of [...this.registry.all()]) {
+    for (const session of sessions) {
       const limit = freeSlots(session);
       if (limit === 0 || session.socket.readyState !== session.socket.OPEN) continue;
       const now = clock.now();
@@ -120,6 +149,7 @@ export class Dispatcher implements Dispatch {
         });
         this.ctx.hub.publishTaskUpdate(task);
       }
+      if (untilExhausted && offered.length < limit) return;
     }
   }
 
@@ -133,7 +163,9 @@ export class Dispatcher implements Dispatch {
       const now = this.ctx.clock.now();
       const expiredOffers = await this.ctx.store.expireOffers(now);
       for (const ended of expiredOffers) this.offerEnded(ended);
-      if (expiredOffers.length > 0) this.wake('offers expired');
+      // A full pass every sweep is the safety net for anything a targeted wake missed (and
+      // re-offers tasks that were declined, without a hot decline/offer loop).
+      this.wake(expiredOffers.length > 0 ? 'offers expired' : 'periodic pass');
       // Right after a (re)start, leases may have run out while no server was there to renew
       // them: give every worker one lease period to reconnect before declaring it lost.
       if (now - this.startedAt >= this.ctx.settings.leaseTtlMs) {
@@ -166,7 +198,7 @@ export class Dispatcher implements Dispatch {
     session?.executions.delete(ended.execution.id);
     this.ctx.hub.publishTaskUpdate(ended.task);
     this.countFinished(ended.task);
-    this.wake('slot freed');
+    this.wake('slot freed', { teamId: ended.execution.teamId, workerId: ended.execution.workerId });
   }
 
   private countFinished(task: TaskRecord): void {

@@ -101,7 +101,7 @@ export function taskRoutes(ctx: ServerContext): AnyRoute[] {
           detail: { harness: task.harness, worker_id: task.workerId, prompt_bytes: Buffer.byteLength(task.prompt, 'utf8') },
           at: task.createdAt,
         });
-        ctx.dispatch.wake('task created');
+        ctx.dispatch.wake('task created', { teamId: principal.teamId, workerId: task.workerId });
         void reply.code(201).header('location', `/api/v1/tasks/${task.id}`);
         return taskView(task, []);
       },

@@ -300,7 +300,7 @@ class WorkerConnection {
       at: now,
     });
     this.log.info({ capacity: hello.capacity, running: hello.running.length, keep: reconciled.keep.length }, 'worker:ws:connected');
-    this.dispatcher.wake('worker connected');
+    this.dispatcher.wake('worker connected', { teamId: this.teamId, workerId: hello.worker_id });
   }
 
   private async onClaim(session: WorkerSession, offerId: string): Promise<void> {
@@ -314,7 +314,7 @@ class WorkerConnection {
       this.send({ type: 'claimed', offer_id: offerId, ok: true, reason: null });
     } else {
       this.send({ type: 'claimed', offer_id: offerId, ok: false, reason: result.reason });
-      this.dispatcher.wake('claim refused');
+      this.dispatcher.wake('claim refused', { teamId: session.teamId });
     }
   }
 
@@ -327,8 +327,9 @@ class WorkerConnection {
       message: `declined by worker "${session.workerId}": ${reason}`,
     });
     session.offers.delete(offerId);
+    // No wake here: re-offering at once to a worker that just declined would loop; the next
+    // periodic pass offers the task again (to this or another worker).
     if (ended) this.dispatcher.offerEnded(ended);
-    this.dispatcher.wake('offer declined');
   }
 
   private async onHeartbeat(session: WorkerSession, heartbeat: Heartbeat): Promise<void> {
@@ -352,7 +353,7 @@ class WorkerConnection {
       lost,
       cancel: cancels.map((e) => ({ execution_id: e.id, reason: 'cancelled by a user' })),
     });
-    if (wasDraining && !heartbeat.draining) this.dispatcher.wake('worker stopped draining');
+    if (wasDraining && !heartbeat.draining) this.dispatcher.wake('worker stopped draining', { teamId: session.teamId, workerId: session.workerId });
   }
 
   private ack(id: string, error: { code: string; message: string } | null): void {
@@ -439,6 +440,6 @@ class WorkerConnection {
     for (const ended of await this.ctx.store.expireOffersOfWorker(session.teamId, session.workerId, now)) this.dispatcher.offerEnded(ended);
     await this.ctx.store.markWorkerDisconnected(session.teamId, session.workerId, now);
     this.log.info('worker:ws:disconnected');
-    this.dispatcher.wake('worker disconnected');
+    this.dispatcher.wake('worker disconnected', { teamId: session.teamId });
   }
 }
