@@ -6,8 +6,9 @@
  * is the lock for its executions (see kysely-store.ts).
  */
 import { CompiledQuery } from 'kysely';
-import { Prepared } from './prepared.js';
-import type { StoreDialect } from './schema.js';
+import { Prepared, rowLimit } from './prepared.js';
+import type { Selectable } from 'kysely';
+import type { StoreDialect, TasksTable } from './schema.js';
 
 /** Transaction control for SQLite, compiled once (the text never changes). */
 export const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
@@ -25,9 +26,40 @@ export interface TaskInsert extends Record<string, unknown> {
   now: number;
 }
 
+/**
+ * Compiled offer queries kept per LIMIT value (the limit is inlined, see rowLimit). Limits are a
+ * worker's free slots, so few distinct values occur; beyond this many, compile per call.
+ */
+const MAX_CACHED_LIMITS = 64;
+
 export function hotQueries(dialect: StoreDialect) {
   const pg = dialect === 'postgres';
+  const queued = new Map<number, Prepared<{ teamId: string; workerId: string }, Selectable<TasksTable>>>();
+  const queuedQuery = (limit: number) =>
+    new Prepared((db, p: { teamId: string; workerId: string }) =>
+      db
+        .selectFrom('tasks')
+        .selectAll()
+        .where('team_id', '=', p.teamId)
+        .where('state', '=', 'queued')
+        .where((eb) => eb.or([eb('worker_id', 'is', null), eb('worker_id', '=', p.workerId)]))
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(rowLimit(limit))
+        // PostgreSQL: concurrent offers (other replicas) skip the rows this one is offering.
+        .$if(pg, (q) => q.forUpdate().skipLocked()),
+    );
   return {
+    /** offerTasks: the oldest queued tasks of the team this worker may run (unrouted or routed to it). */
+    queuedFor(limit: number) {
+      let query = queued.get(limit);
+      if (!query) {
+        query = queuedQuery(limit);
+        if (queued.size < MAX_CACHED_LIMITS) queued.set(limit, query);
+      }
+      return query;
+    },
+
     insertTask: new Prepared((db, p: TaskInsert) =>
       db.insertInto('tasks').values({
         id: p.id,

@@ -29,6 +29,7 @@ import {
   type TaskState,
 } from '../../protocol/lifecycle.js';
 import { BEGIN_IMMEDIATE, COMMIT, ROLLBACK, hotQueries, type HotQueries } from './hot-queries.js';
+import { rowLimit } from './prepared.js';
 import { migrateToLatest } from './migrations/index.js';
 import {
   apiKeyFromRow,
@@ -80,19 +81,6 @@ const LEASED_STATES: readonly ExecutionState[] = ['claimed', 'running'];
 function literally(states: readonly ExecutionState[]): Array<RawBuilder<ExecutionState>> {
   return states.map((state) => sql.lit(state));
 }
-/**
- * LIMIT as a literal, never a bound parameter: SQLite (built with STAT4, as better-sqlite3 is)
- * re-prepares a statement whose LIMIT is a parameter on every run, which tripled the cost of
- * the offer query. A validated integer is safe to inline; the statement cache holds one
- * statement per distinct limit, which are few.
- */
-function rowLimit(n: number): RawBuilder<number> {
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new ValidationError(`limit must be a non-negative integer, got ${String(n)}`, { field: 'limit' });
-  }
-  return sql.lit(n);
-}
-
 const ACTIVE_SQL = literally(ACTIVE_EXECUTION_STATES);
 const LEASED_SQL = literally(LEASED_STATES);
 const OFFERED_SQL = sql.lit<ExecutionState>('offered');
@@ -398,17 +386,7 @@ class KyselyStore implements Store {
   }): Promise<Array<{ task: TaskRecord; execution: ExecutionRecord }>> {
     if (input.limit < 1) return [];
     return this.#tx(async (trx) => {
-      const rows = await trx
-        .selectFrom('tasks')
-        .selectAll()
-        .where('team_id', '=', input.teamId)
-        .where('state', '=', 'queued')
-        .where((eb) => eb.or([eb('worker_id', 'is', null), eb('worker_id', '=', input.workerId)]))
-        .orderBy('created_at')
-        .orderBy('id')
-        .limit(rowLimit(input.limit))
-        .$if(this.#pg, (q) => q.forUpdate().skipLocked())
-        .execute();
+      const rows = await this.#q.queuedFor(input.limit).rows(trx, { teamId: input.teamId, workerId: input.workerId });
       if (rows.length === 0) return [];
 
       const state = transitionTask('queued', 'assigned');

@@ -9,7 +9,8 @@
  * rowLimit() inlines); a value passed at run time is never `undefined` (use null). The compiled
  * SQL is dialect-specific, so each store instance keeps its own Prepared objects.
  */
-import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
+import { sql, type Compilable, type CompiledQuery, type Kysely, type QueryResult, type RawBuilder } from 'kysely';
+import { ValidationError } from '../../protocol/errors.js';
 import type { Database } from './schema.js';
 
 /** Marks where a named value goes; Kysely carries it through compilation as an opaque value. */
@@ -53,4 +54,17 @@ export class Prepared<P extends Record<string, unknown>, R> {
     const query = this.#build(db, SLOTS as P).compile();
     return { query, parameters: query.parameters };
   }
+}
+
+/**
+ * LIMIT as a literal, never a bound parameter: SQLite's planner looks at a LIMIT's value, so a
+ * statement whose LIMIT is a parameter is re-prepared each time it is bound (measured with the
+ * SQLite 3.53 inside better-sqlite3: 20–30 µs extra per run, tripling the offer query). A
+ * validated integer is safe to inline; statements then differ per limit, and limits are few.
+ */
+export function rowLimit(n: number): RawBuilder<number> {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new ValidationError(`limit must be a non-negative integer, got ${String(n)}`, { field: 'limit' });
+  }
+  return sql.lit(n);
 }
