@@ -34,8 +34,10 @@ afterAll(async () => {
 });
 
 const dataDir = () => join(dir, 'data');
+/** Each CLI run is a whole Node process loading the whole program: allow for a loaded machine. */
+const CLI_TEST_TIMEOUT = { timeout: 90_000 };
 
-describe('airlock admin', () => {
+describe('airlock admin', CLI_TEST_TIMEOUT, () => {
   it('bootstraps a data directory: create-team and create-api-key --json', async () => {
     const team = await runCli(['admin', 'create-team', 'acme', '--data-dir', dataDir(), '--json']);
     expect(team.stderr).toBe('');
@@ -60,7 +62,7 @@ describe('airlock admin', () => {
 
   it('mints keys while the server runs, and they work at once', async () => {
     const key = await runCli(['admin', 'create-api-key', '--team', 'acme', '--role', 'admin', '--data-dir', dataDir()]);
-    expect(key.code).toBe(0);
+    expect(key.code, key.stderr).toBe(0);
     expect(key.stdout.trim()).toMatch(/^alk_[a-z2-7]{20}_[A-Za-z0-9]{32}$/);
     expect(key.stderr).toMatch(/not shown again/);
     const list = await runCli(['task', 'list', '--json'], { env: { ...env, AIRLOCK_API_KEY: key.stdout.trim() } });
@@ -88,28 +90,31 @@ describe('airlock admin', () => {
   });
 
   it('validates flags with errors that name the flag and the fix', async () => {
-    const role = await runCli(['admin', 'create-api-key', '--team', 'acme', '--role', 'root', '--data-dir', dataDir()]);
+    // Independent refusals: run them at once (each is a whole process start).
+    const [role, name, noDir, wrongDir, noTeam, dup, key] = await Promise.all([
+      runCli(['admin', 'create-api-key', '--team', 'acme', '--role', 'root', '--data-dir', dataDir()]),
+      runCli(['admin', 'create-team', 'Not_Valid', '--data-dir', dataDir()]),
+      runCli(['admin', 'list-api-keys', '--team', 'acme']),
+      runCli(['admin', 'list-api-keys', '--team', 'acme', '--data-dir', join(dir, 'typo')]),
+      runCli(['admin', 'create-api-key', '--team', 'nobody', '--role', 'member', '--data-dir', dataDir()]),
+      runCli(['admin', 'create-team', 'acme', '--data-dir', dataDir()]),
+      runCli(['admin', 'revoke-api-key', memberKey, '--team', 'acme', '--data-dir', dataDir()]),
+    ]);
     expect(role.code).not.toBe(0);
     expect(role.stderr).toMatch(/--role <role>' argument 'root' is invalid. Allowed choices are admin, member, worker/);
-    const name = await runCli(['admin', 'create-team', 'Not_Valid', '--data-dir', dataDir()]);
     expect(name.code).not.toBe(0);
     expect(name.stderr).toMatch(/lowercase letters, digits and "-"/);
-    const noDir = await runCli(['admin', 'list-api-keys', '--team', 'acme']);
     expect(noDir.stderr).toMatch(/--data-dir <dir>' not specified/);
-    const wrongDir = await runCli(['admin', 'list-api-keys', '--team', 'acme', '--data-dir', join(dir, 'typo')]);
     expect(wrongDir).toMatchObject({ code: 1 });
     expect(wrongDir.stderr).toMatch(/no Airlock database at .*typo\/airlock\.db — pass the --data-dir the server uses/);
-    const noTeam = await runCli(['admin', 'create-api-key', '--team', 'nobody', '--role', 'member', '--data-dir', dataDir()]);
     expect(noTeam.stderr).toMatch(/no team named "nobody" — .*create-team nobody/);
-    const dup = await runCli(['admin', 'create-team', 'acme', '--data-dir', dataDir()]);
     expect(dup.stderr).toMatch(/already exists/);
-    const key = await runCli(['admin', 'revoke-api-key', memberKey, '--team', 'acme', '--data-dir', dataDir()]);
     expect(key.stderr).toMatch(/that is an API key, not a key id/);
     expect(key.stderr).not.toContain(memberKey);
   });
 });
 
-describe('airlock task', () => {
+describe('airlock task', CLI_TEST_TIMEOUT, () => {
   it('creates a task from an argument, a file and stdin', async () => {
     const fromArg = await runCli(['task', 'create', 'echo from-arg', '--title', 'arg'], { env });
     expect(fromArg.code).toBe(0);
@@ -127,37 +132,43 @@ describe('airlock task', () => {
   });
 
   it('refuses bad input before calling the server, naming the flag', async () => {
-    const none = await runCli(['task', 'create'], { env });
+    const [none, both, timeout, worker, limit, state, big, id] = await Promise.all([
+      runCli(['task', 'create'], { env }),
+      runCli(['task', 'create', 'x', '--file', 'y'], { env }),
+      runCli(['task', 'create', 'x', '--timeout', '1.5'], { env }),
+      runCli(['task', 'create', 'x', '--worker-id', '../up'], { env }),
+      runCli(['task', 'list', '--limit', '500'], { env }),
+      runCli(['task', 'list', '--state', 'done'], { env }),
+      runCli(['task', 'create', '-'], { env, input: 'x'.repeat(300 * 1024) }),
+      runCli(['task', 'show', 'nope'], { env }),
+    ]);
     expect(none).toMatchObject({ code: 1 });
     expect(none.stderr).toMatch(/no prompt — give it as an argument .*--file FILE.*"-" to read stdin/);
-    const both = await runCli(['task', 'create', 'x', '--file', 'y'], { env });
     expect(both.stderr).toMatch(/give the prompt once/);
-    const timeout = await runCli(['task', 'create', 'x', '--timeout', '1.5'], { env });
     expect(timeout.stderr).toMatch(/--timeout must be whole seconds/);
-    const worker = await runCli(['task', 'create', 'x', '--worker-id', '../up'], { env });
     expect(worker.stderr).toMatch(/--worker-id/);
-    const limit = await runCli(['task', 'list', '--limit', '500'], { env });
     expect(limit.stderr).toMatch(/--limit must be a whole number from 1 to 200/);
-    const state = await runCli(['task', 'list', '--state', 'done'], { env });
     expect(state.stderr).toMatch(/Allowed choices are queued, assigned, running, succeeded, failed, cancelled/);
-    const big = await runCli(['task', 'create', '-'], { env, input: 'x'.repeat(300 * 1024) });
     expect(big.stderr).toMatch(/over the limit of 256 KiB/);
-    const id = await runCli(['task', 'show', 'nope'], { env });
     expect(id.stderr).toMatch(/"nope" is not a task id/);
   });
 
   it('lists (table, --json, --all across pages) and shows tasks', async () => {
-    for (let i = 0; i < 3; i++) await runCli(['task', 'create', `echo ${i}`, '--title', `page-${i}`], { env });
+    for (let i = 0; i < 3; i++) await runCli(['task', 'create', `echo ${i}`, '--title', `page-${i}`], { env }); // in order: newest first below
     const table = await runCli(['task', 'list'], { env });
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^ID\s+STATE\s+HARNESS\s+WORKER\s+CREATED\s+TITLE$/m);
     expect(table.stdout).toMatch(/page-2/);
 
-    const all = JSON.parse((await runCli(['task', 'list', '--json'], { env })).stdout);
-    const paged = JSON.parse((await runCli(['task', 'list', '--limit', '2', '--all', '--json'], { env })).stdout);
+    const [allRun, pagedRun, onePage] = await Promise.all([
+      runCli(['task', 'list', '--json'], { env }),
+      runCli(['task', 'list', '--limit', '2', '--all', '--json'], { env }),
+      runCli(['task', 'list', '--limit', '2'], { env }),
+    ]);
+    const all = JSON.parse(allRun.stdout);
+    const paged = JSON.parse(pagedRun.stdout);
     expect(paged.tasks.map((t: TaskView) => t.id)).toEqual(all.tasks.map((t: TaskView) => t.id));
     expect(paged.next_cursor).toBeNull();
-    const onePage = await runCli(['task', 'list', '--limit', '2'], { env });
     expect(onePage.stderr).toMatch(/more tasks/);
 
     const id = all.tasks[0].id as string;
@@ -261,7 +272,7 @@ describe('airlock task', () => {
   });
 });
 
-describe('airlock worker list', () => {
+describe('airlock worker list', CLI_TEST_TIMEOUT, () => {
   it('lists workers as a table and as JSON', async () => {
     const now = Date.now();
     await api.store.upsertWorker({ teamId, workerId: 'gpu-1', version: '0.1.0', backend: 'docker', labels: { zone: 'a' }, capacity: 2, connected: true, draining: false, connectedAt: now, lastSeenAt: now });
