@@ -20,6 +20,9 @@ import { registerRoutes, type AnyRoute } from './route.js';
 import { taskRoutes } from './tasks.js';
 import { workerRoutes } from './workers.js';
 
+/** Polled by load balancers and Prometheus every few seconds: successes are logged at debug only. */
+const QUIET_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
 /** The document's own version: the API is `/api/v1`, and additive changes bump the minor. */
 export const API_VERSION = '1.0.0';
 
@@ -52,6 +55,8 @@ export function registeredRoutes(app: FastifyInstance): ReadonlyArray<{ method: 
 export async function buildHttpApp(ctx: ServerContext, options: HttpAppOptions = {}): Promise<FastifyInstance> {
   const resolved: Required<HttpAppOptions> = { sseKeepAliveMs: options.sseKeepAliveMs ?? SSE_KEEPALIVE_MS };
   const log = ctx.log.child({ component: 'http' });
+  // Fastify types the instance by its logger; the server assembly and the routes use the
+  // default-typed instance (pino's Logger is a FastifyBaseLogger at runtime).
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: MAX_REQUEST_BODY_BYTES,
@@ -91,7 +96,8 @@ export async function buildHttpApp(ctx: ServerContext, options: HttpAppOptions =
     void reply.code(http.status).send(http.body);
   });
   app.addHook('onResponse', (request, reply, done) => {
-    request.log.info({ method: request.method, url: request.routeOptions.url ?? 'unknown', status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'http:request');
+    const quiet = reply.statusCode < 400 && QUIET_ROUTES.has(request.routeOptions.url ?? '');
+    request.log[quiet ? 'debug' : 'info']({ method: request.method, url: request.routeOptions.url ?? 'unknown', status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'http:request');
     done();
   });
 
