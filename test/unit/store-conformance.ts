@@ -156,6 +156,21 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
       expect(['sqlite', 'postgres']).toContain(store.kind);
     });
 
+    it('refuses rows that name a team, task or execution that does not exist, with a NotFoundError naming it', async () => {
+      const notFound = (what: string) => ({ code: 'not_found', message: expect.stringContaining(what) });
+      await expect(task('team_missing')).rejects.toMatchObject(notFound('team team_missing'));
+      await expect(store.insertApiKey({ id: 'key_x', teamId: 'team_missing', role: 'admin', name: null, hash: 'x', createdAt: 1 })).rejects.toMatchObject(
+        notFound('team team_missing'),
+      );
+      await expect(
+        store.upsertWorker({ teamId: 'team_missing', workerId: 'w1', version: '1', backend: 'direct', labels: {}, capacity: 1, connected: true, draining: false, connectedAt: 1, lastSeenAt: 1 }),
+      ).rejects.toMatchObject(notFound('team team_missing'));
+      await expect(store.insertMessage({ id: 'msg_x', taskId: 'tsk_missing', text: 'hi', createdAt: 1 })).rejects.toMatchObject(notFound('task tsk_missing'));
+      await expect(store.appendEvents({ executionId: 'exe_missing', taskId: 'tsk_missing', ordinal: 1 }, [{ seq: 1, ts: 1, kind: 'output', data: {} }])).rejects.toMatchObject(
+        notFound('execution exe_missing'),
+      );
+    });
+
     // ── teams and keys ──
 
     describe('teams', () => {

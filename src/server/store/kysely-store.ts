@@ -15,7 +15,7 @@
  *   locking clauses behind the `dialect` switch.
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import { ConflictError, ValidationError } from '../../protocol/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../protocol/errors.js';
 import {
   ACTIVE_EXECUTION_STATES,
   TASK_STATES,
@@ -201,10 +201,12 @@ class KyselyStore implements Store {
   }
 
   async insertApiKey(key: Omit<ApiKeyRecord, 'revokedAt'>): Promise<ApiKeyRecord> {
-    await this.#db
-      .insertInto('api_keys')
-      .values({ id: key.id, team_id: key.teamId, role: key.role, name: key.name, hash: key.hash, created_at: key.createdAt, revoked_at: null })
-      .execute();
+    await referencing(`team ${key.teamId}`, () =>
+      this.#db
+        .insertInto('api_keys')
+        .values({ id: key.id, team_id: key.teamId, role: key.role, name: key.name, hash: key.hash, created_at: key.createdAt, revoked_at: null })
+        .execute(),
+    );
     return { ...key, revokedAt: null };
   }
 
@@ -242,11 +244,13 @@ class KyselyStore implements Store {
       connected_at: worker.connectedAt,
       last_seen_at: worker.lastSeenAt,
     };
-    await this.#db
-      .insertInto('workers')
-      .values({ team_id: worker.teamId, worker_id: worker.workerId, ...values })
-      .onConflict((oc) => oc.columns(['team_id', 'worker_id']).doUpdateSet(values))
-      .execute();
+    await referencing(`team ${worker.teamId}`, () =>
+      this.#db
+        .insertInto('workers')
+        .values({ team_id: worker.teamId, worker_id: worker.workerId, ...values })
+        .onConflict((oc) => oc.columns(['team_id', 'worker_id']).doUpdateSet(values))
+        .execute(),
+    );
   }
 
   /** `connectedAt` means "connected since", so it is cleared with the connection. */
@@ -303,16 +307,18 @@ class KyselyStore implements Store {
       startedAt: null,
       finishedAt: null,
     };
-    await this.#q.insertTask.execute(this.#db, {
-      id: task.id,
-      teamId: task.teamId,
-      title: task.title,
-      prompt: task.prompt,
-      harness: task.harness,
-      workerId: task.workerId,
-      timeoutSeconds: task.timeoutSeconds,
-      now: task.now,
-    });
+    await referencing(`team ${task.teamId}`, () =>
+      this.#q.insertTask.execute(this.#db, {
+        id: task.id,
+        teamId: task.teamId,
+        title: task.title,
+        prompt: task.prompt,
+        harness: task.harness,
+        workerId: task.workerId,
+        timeoutSeconds: task.timeoutSeconds,
+        now: task.now,
+      }),
+    );
     return record;
   }
 
@@ -740,11 +746,13 @@ class KyselyStore implements Store {
         .executeTakeFirst();
       return Number(result.numInsertedOrUpdatedRows ?? 0n);
     };
-    if (rows.length <= EVENTS_PER_STATEMENT) return insert(this.#db, rows);
-    return this.#tx(async (trx) => {
-      let stored = 0;
-      for (let i = 0; i < rows.length; i += EVENTS_PER_STATEMENT) stored += await insert(trx, rows.slice(i, i + EVENTS_PER_STATEMENT));
-      return stored;
+    return referencing(`execution ${execution.executionId}`, async () => {
+      if (rows.length <= EVENTS_PER_STATEMENT) return insert(this.#db, rows);
+      return this.#tx(async (trx) => {
+        let stored = 0;
+        for (let i = 0; i < rows.length; i += EVENTS_PER_STATEMENT) stored += await insert(trx, rows.slice(i, i + EVENTS_PER_STATEMENT));
+        return stored;
+      });
     });
   }
 
@@ -764,7 +772,9 @@ class KyselyStore implements Store {
   // ── follow-up messages ──
 
   async insertMessage(message: MessageRecord): Promise<void> {
-    await this.#db.insertInto('messages').values({ id: message.id, task_id: message.taskId, text: message.text, created_at: message.createdAt }).execute();
+    await referencing(`task ${message.taskId}`, () =>
+      this.#db.insertInto('messages').values({ id: message.id, task_id: message.taskId, text: message.text, created_at: message.createdAt }).execute(),
+    );
   }
 
   async listMessages(taskId: string): Promise<MessageRecord[]> {
@@ -854,6 +864,21 @@ class KyselyStore implements Store {
       await this.#q.setTaskState.execute(trx, { id: before.id, state, now });
     }
     return terminal ? { ...before, state, ...fields, cancelRequested, finishedAt: now, updatedAt: now } : { ...before, state, updatedAt: now };
+  }
+}
+
+/**
+ * Run an insert whose row references `what` (a team, task or execution) and turn the
+ * database's foreign-key violation into a NotFoundError naming it, on either dialect.
+ */
+async function referencing<T>(what: string, insert: () => Promise<T>): Promise<T> {
+  try {
+    return await insert();
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    // SQLite (better-sqlite3) and PostgreSQL (SQLSTATE foreign_key_violation).
+    if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || code === '23503') throw new NotFoundError(what);
+    throw err;
   }
 }
 
