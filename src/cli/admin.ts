@@ -12,8 +12,6 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isoTime, systemClock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { TeamName } from '../protocol/task.js';
-import { loadOrCreateServerSecret, mintApiKey } from '../server/auth/keys.js';
-import { openSqliteStore } from '../server/store/sqlite/index.js';
 import { ROLES, type Role, type Store, type TeamRecord } from '../server/store/store.js';
 import { formatTable, note, printJson, printLine } from './output.js';
 
@@ -38,7 +36,7 @@ function parseKeyName(value: string): string {
 }
 
 function dataDirOption(): Option {
-  return new Option('--data-dir <dir>', "the server's data directory (what `airlock server --data-dir` uses)").makeOptionMandatory();
+  return new Option('--data-dir <dir>', "the server's data directory (what `airlock server --data-dir` uses)").default('./.airlock/server');
 }
 
 /**
@@ -52,6 +50,8 @@ async function withStore<T>(dataDir: string, create: boolean, run: (store: Store
   else if (!existsSync(file)) {
     throw new Error(`no Airlock database at ${file} — pass the --data-dir the server uses, or create a team first with \`airlock admin create-team NAME --data-dir DIR\``);
   }
+  // Loaded on use: the CLI starts fast for commands that never touch a store.
+  const { openSqliteStore } = await import('../server/store/sqlite/index.js');
   const store = await openSqliteStore({ path: file });
   try {
     await store.migrate();
@@ -107,6 +107,7 @@ export function registerAdminCommands(program: Command): void {
     .action(async (options: AdminOptions & { team: string; role: Role; name?: string }) => {
       const minted = await withStore(options.dataDir, false, async (store) => {
         const team = await teamByName(store, options.team);
+        const { loadOrCreateServerSecret, mintApiKey } = await import('../server/auth/keys.js');
         const secret = loadOrCreateServerSecret(resolve(options.dataDir));
         const now = systemClock.now();
         const result = await mintApiKey(store, secret, { teamId: team.id, role: options.role, name: options.name ?? null, now });

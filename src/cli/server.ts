@@ -3,8 +3,6 @@
  * close with "server shutting down" and redial with backoff).
  */
 import type { Command } from 'commander';
-import pino from 'pino';
-import { startServer } from '../server/server.js';
 import { parseDuration } from '../lib/durations.js';
 import { ValidationError } from '../protocol/errors.js';
 
@@ -41,6 +39,8 @@ export function registerServerCommand(program: Command): void {
     .option('--cancel-grace <duration>', 'time between the graceful stop and the hard kill on cancel', '10s')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .action(async (opts: { port: string; host: string; dataDir: string; leaseTtl: string; claimTimeout: string; cancelGrace: string; logLevel: string }) => {
+      const { default: pino } = await import('pino');
+      const { startServer } = await import('../server/server.js');
       const log = pino({ level: opts.logLevel });
       const server = await startServer({
         port: parsePort(opts.port),

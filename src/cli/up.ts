@@ -9,13 +9,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import pino from 'pino';
 import { newId } from '../lib/ids.js';
-import { loadOrCreateServerSecret, mintApiKey } from '../server/auth/keys.js';
-import { startServer } from '../server/server.js';
 import type { Store } from '../server/store/store.js';
-import { resolveWorkerConfig } from '../worker/config.js';
-import { Worker } from '../worker/worker.js';
 import { onShutdownSignals, parsePort } from './server.js';
 
 const TEAM = 'default';
@@ -32,6 +27,7 @@ async function ensureCredentials(store: Store, dataDir: string, file: string, au
   }
   const now = Date.now();
   const team = (await store.getTeamByName(TEAM)) ?? (await store.createTeam({ id: newId('team'), name: TEAM, now }));
+  const { loadOrCreateServerSecret, mintApiKey } = await import('../server/auth/keys.js');
   const secret = loadOrCreateServerSecret(dataDir);
   const user = await mintApiKey(store, secret, { teamId: team.id, role: 'admin', name: 'airlock up', now });
   const worker = await mintApiKey(store, secret, { teamId: team.id, role: 'worker', name: 'airlock up worker', now });
@@ -49,6 +45,11 @@ export function registerUpCommand(program: Command): void {
     .option('--concurrency <n>', 'tasks the local worker runs at once', '2')
     .option('--log-level <level>', 'log level for both', 'warn')
     .action(async (opts: { port: string; dir: string; concurrency: string; logLevel: string }) => {
+      // Loaded on use, so other commands (and the agent runtime) start fast.
+      const { default: pino } = await import('pino');
+      const { startServer } = await import('../server/server.js');
+      const { resolveWorkerConfig } = await import('../worker/config.js');
+      const { Worker } = await import('../worker/worker.js');
       const dir = resolve(opts.dir);
       const log = pino({ level: opts.logLevel });
       const dataDir = resolve(dir, 'server');

@@ -3,9 +3,7 @@
  * SIGTERM/SIGINT once: drain (finish running tasks, then exit). Twice: stop tasks now.
  */
 import { Command } from 'commander';
-import pino from 'pino';
-import { resolveWorkerConfig, type WorkerFlags } from '../worker/config.js';
-import { Worker } from '../worker/worker.js';
+import type { WorkerConfig, WorkerFlags } from '../worker/config.js';
 import { onShutdownSignals } from './server.js';
 import { workerListCommand } from './worker-list.js';
 
@@ -31,13 +29,16 @@ export function registerWorkerCommands(program: Command): void {
     .option('--drain-timeout <duration>', 'on SIGTERM, how long to let running tasks finish')
     .option('--log-level <level>', 'trace, debug, info, warn or error')
     .action(async (flags: WorkerFlags) => {
-      const config = resolveWorkerConfig(flags, process.env);
-      await runWorker(config);
+      // Loaded on use, so other commands (and the agent runtime) start fast.
+      const { resolveWorkerConfig } = await import('../worker/config.js');
+      await runWorker(resolveWorkerConfig(flags, process.env));
     });
   worker.addCommand(workerListCommand());
 }
 
-async function runWorker(config: ReturnType<typeof resolveWorkerConfig>): Promise<void> {
+async function runWorker(config: WorkerConfig): Promise<void> {
+  const { default: pino } = await import('pino');
+  const { Worker } = await import('../worker/worker.js');
   const log = pino({ level: config.logLevel });
   let fatal: string | undefined;
   const daemon = new Worker({ config, log, onFatal: (message) => (fatal = message) });
