@@ -7,7 +7,8 @@
  * - The child leads its own process group, so a cancel reaches everything it started (SIGTERM to
  *   the group, SIGKILL after KILL_GRACE_MS) without signalling the agent itself.
  * - When the program exits, whatever it left running in its group is killed: a task's background
- *   jobs do not outlive it (and cannot hold its output pipes open).
+ *   jobs do not outlive it (and cannot hold its output pipes open). After a cancel the group keeps
+ *   its full grace period, even once the program itself has exited.
  * - Output events carry whole characters and fit the gateway's per-event limit.
  */
 import { spawn } from 'node:child_process';
@@ -66,7 +67,7 @@ export function runProcess(spec: ProcessSpec, context: Pick<HarnessContext, 'emi
     const finish = (outcome: ProcessOutcome) => {
       if (settled) return;
       settled = true;
-      clearTimeout(killTimer);
+      // A pending kill timer stays: what is left of a cancelled group still gets its SIGKILL.
       clearTimeout(drainTimer);
       signal.removeEventListener('abort', onAbort);
       resolve(outcome);
@@ -100,15 +101,25 @@ export function runProcess(spec: ProcessSpec, context: Pick<HarnessContext, 'emi
     });
     child.on('exit', (code, exitSignal) => {
       exit = { code, signal: exitSignal };
-      clearTimeout(killTimer);
-      // The program is done: nothing it started in its group may outlive it.
-      if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
-      drainTimer = setTimeout(() => {
-        child.stdout.destroy();
-        child.stderr.destroy();
-        openStreams = 0;
-        finishIfDone();
-      }, PIPE_DRAIN_MS);
+      // Killed by a signal: someone is stopping the task (our cancel, or the backend's SIGTERM,
+      // which may reach the program before the agent's own handler runs).
+      const cancelling = killTimer !== undefined || signal.aborted || exitSignal !== null;
+      // The program is done: nothing it started in its group may outlive it. When it is being
+      // stopped, the rest of the group keeps its grace period, then gets SIGKILL.
+      if (child.pid !== undefined) {
+        const pid = child.pid;
+        if (!cancelling) signalGroup(pid, 'SIGKILL');
+        else killTimer ??= setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
+      }
+      drainTimer = setTimeout(
+        () => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+          openStreams = 0;
+          finishIfDone();
+        },
+        cancelling ? KILL_GRACE_MS + PIPE_DRAIN_MS : PIPE_DRAIN_MS,
+      );
       finishIfDone();
     });
     signal.addEventListener('abort', onAbort, { once: true });
