@@ -30,6 +30,8 @@ export interface StartRequest {
   /**
    * Variables for the agent process beyond the backend's minimal base (HOME, TMPDIR, PATH):
    * the AIRLOCK_* gateway variables and the operator's `-e` variables. Never the worker's API key.
+   * The backend itself sets AIRLOCK_GATEWAY, AIRLOCK_WORKDIR and AIRLOCK_EXECUTION_ID to the
+   * values valid inside its task environment (only it knows those paths), overriding any given.
    */
   env: Record<string, string>;
   /** Output the backend itself produces (setup/teardown commands): becomes transcript events. */
@@ -42,6 +44,12 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
   /** Set when the backend, not the task, decided the outcome (setup failed, OOM, …). */
   failure?: { reason: 'setup_command' | 'workspace' | 'backend' | 'container_oom'; message: string };
+  /**
+   * The last lines the agent runtime itself wrote to stdout/stderr (not the task's output, which
+   * travels as events): why it exited when it reported no result. Raw text from the task
+   * environment — redact it before it leaves the worker.
+   */
+  diagnostics?: string;
 }
 
 export interface RunningExecution {
