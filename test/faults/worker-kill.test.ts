@@ -2,10 +2,9 @@
  * Faults from architecture.md §8, with real processes: a worker killed with SIGKILL mid-task, and
  * a server restarted mid-task.
  */
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { findProcessesWithEnv } from '../../src/lib/procfs.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { alive, eventually, startTestServer, startWorker, stopWorker, tempDir, waitForTask, type TestServer, type TestWorker } from '../support/stack.js';
+import { eventually, startTestServer, startWorker, stopWorker, tempDir, waitForTask, type TestServer, type TestWorker } from '../support/stack.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -24,12 +23,16 @@ function worker(s: TestServer, options: Parameters<typeof startWorker>[1] = {}):
   return w;
 }
 
-function pidsOf(workspaceRoot: string): number[] {
-  if (!existsSync(workspaceRoot)) return [];
-  return readdirSync(workspaceRoot)
-    .map((d) => join(workspaceRoot, d, 'meta.json'))
-    .filter((f) => existsSync(f))
-    .map((f) => JSON.parse(readFileSync(f, 'utf8')).pid as number);
+/** Live processes (zombies excluded) started for this execution, found by the mark in their environment. */
+async function processesOf(executionId: string) {
+  return findProcessesWithEnv(`AIRLOCK_EXECUTION_ID=${executionId}`);
+}
+
+async function runningExecution(s: TestServer, taskId: string): Promise<string> {
+  const task = await waitForTask(s, taskId, ['running']);
+  const executionId = task.executions[0].id as string;
+  await eventually(async () => (await processesOf(executionId)).length >= 2, 10_000, 'the task\'s sleep to start');
+  return executionId;
 }
 
 describe('worker killed with SIGKILL mid-task', () => {
@@ -38,11 +41,7 @@ describe('worker killed with SIGKILL mid-task', () => {
     const first = worker(s, { workerId: 'crashy' });
     await first.waitForLog(/worker:ws:connected/);
     const { body: task } = await s.api('/api/v1/tasks', { body: { prompt: 'echo working; sleep 600', harness: 'shell' } });
-    await waitForTask(s, task.id, ['running']);
-    const [pid] = await eventually(() => {
-      const pids = pidsOf(first.workspaceRoot);
-      return pids.length > 0 ? pids : undefined;
-    });
+    const executionId = await runningExecution(s, task.id);
     first.kill('SIGKILL');
     await first.exited;
     const killedAt = Date.now();
@@ -52,11 +51,11 @@ describe('worker killed with SIGKILL mid-task', () => {
     expect(failed.message).toMatch(/crashy/);
     // lease 1.5 s, sweep every ≤ 1 s: never more than lease + sweep period + slack
     expect(detectedIn).toBeLessThan(6_000);
-    // The agent (and its sleep) outlived the worker: that is the orphan.
-    expect(alive(pid!)).toBe(true);
+    // The task's processes outlived the worker: that is the orphan.
+    expect((await processesOf(executionId)).length).toBeGreaterThan(0);
     const second = worker(s, { workerId: 'crashy', stateDir: first.stateDir, workspaceRoot: first.workspaceRoot });
     await second.waitForLog(/worker:leftover:found/);
-    await eventually(() => !alive(pid!), 10_000, `orphan ${pid} to be stopped`);
+    await eventually(async () => (await processesOf(executionId)).length === 0, 10_000, 'the orphaned processes to be stopped');
     await second.waitForLog(/worker:ws:connected/);
     // The task stays failed (worker_lost), and the leftover is on the audit trail.
     const after = await waitForTask(s, task.id, ['failed']);
@@ -70,18 +69,14 @@ describe('worker killed with SIGKILL mid-task', () => {
     const first = worker(s, { workerId: 'quick' });
     await first.waitForLog(/worker:ws:connected/);
     const { body: task } = await s.api('/api/v1/tasks', { body: { prompt: 'sleep 600', harness: 'shell' } });
-    await waitForTask(s, task.id, ['running']);
-    const [pid] = await eventually(() => {
-      const pids = pidsOf(first.workspaceRoot);
-      return pids.length > 0 ? pids : undefined;
-    });
+    const executionId = await runningExecution(s, task.id);
     first.kill('SIGKILL');
     await first.exited;
     worker(s, { workerId: 'quick', stateDir: first.stateDir, workspaceRoot: first.workspaceRoot });
     const failed = await waitForTask(s, task.id, ['failed'], 10_000);
     expect(failed.failure_reason).toBe('orphaned');
     expect(failed.message).toMatch(/left over/);
-    expect(alive(pid!)).toBe(false);
+    expect(await processesOf(executionId)).toEqual([]);
   });
 });
 
