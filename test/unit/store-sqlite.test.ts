@@ -3,7 +3,7 @@
  * removed afterwards and checked gone), plus what only SQLite has: one file shared by two
  * processes' connections (the server and `airlock admin`), pragmas, idempotent migrations. Foreign keys are covered by the conformance suite.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -20,11 +20,15 @@ function tempDir(): string {
 
 describeStoreConformance('sqlite', async () => {
   const dir = tempDir();
-  const store = await openSqliteStore({ path: join(dir, 'airlock.db') });
+  const file = join(dir, 'airlock.db');
+  const store = await openSqliteStore({ path: file });
   return {
     store,
     cleanup: async () => {
       await store.close();
+      // SQLite removes the WAL when its last connection closes: the store's connection and
+      // its checkpointer thread's are both gone.
+      expect(existsSync(`${file}-wal`)).toBe(false);
       rmSync(dir, { recursive: true, force: true });
       expect(existsSync(dir)).toBe(false);
     },
@@ -89,6 +93,26 @@ describe('SQLite store', () => {
     await admin.appendAudit({ teamId: team.id, actor: 'admin-cli', action: 'key.create', target: null, detail: {}, at: 6 });
     expect(await server.listAudit(team.id, 10)).toHaveLength(1);
     expect((await admin.getExecution(offered!.execution.id))?.state).toBe('claimed');
+    await admin.close();
+    expect(await server.getTask(team.id, t.id)).toMatchObject({ state: 'assigned' });
+    await server.close();
+    expect(existsSync(`${file}-wal`)).toBe(false);
+  });
+
+  it('checkpoints the WAL in the background, and close() stops the checkpointer', async () => {
+    const file = join(dir(), 'airlock.db');
+    const s = await open(file);
+    const team = await s.createTeam({ id: newId('team'), name: 'busy', now: 1 });
+    const sizeBefore = statSync(file).size;
+    // Far below the main connection's own autocheckpoint threshold: only the thread copies these.
+    for (let i = 0; i < 200; i++) {
+      await s.createTask({ id: newId('tsk'), teamId: team.id, title: null, prompt: 'x'.repeat(1000), harness: 'shell', workerId: null, timeoutSeconds: null, now: i });
+    }
+    const deadline = Date.now() + 5000;
+    while (statSync(file).size === sizeBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(statSync(file).size).toBeGreaterThan(sizeBefore);
+    await s.close();
+    expect(existsSync(`${file}-wal`)).toBe(false);
   });
 
   it('names the directory to create when the file’s directory does not exist', async () => {

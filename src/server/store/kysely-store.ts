@@ -87,7 +87,7 @@ const OFFERED_SQL = sql.lit<ExecutionState>('offered');
 
 export interface KyselyStoreOptions {
   dialect: StoreDialect;
-  /** Runs after the Kysely instance is destroyed (an adapter's own cleanup), once. */
+  /** An adapter's own cleanup, run once by `close()` before the Kysely instance is destroyed. */
   onClose?: () => Promise<void> | void;
 }
 
@@ -139,8 +139,11 @@ class KyselyStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#db.destroy();
-    await this.#onClose?.();
+    try {
+      await this.#onClose?.();
+    } finally {
+      await this.#db.destroy();
+    }
   }
 
   async ping(): Promise<void> {
