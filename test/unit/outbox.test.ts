@@ -1,0 +1,57 @@
+/**
+ * The worker's outbox on a real SQLite file: reports survive a reopen (a restart), come back in
+ * order, go away when acknowledged, and seq counters persist with the events that used them.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Outbox } from '../../src/worker/outbox/outbox.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function stateDir() {
+  const dir = mkdtempSync(join(tmpdir(), 'al-ob-'));
+  dirs.push(dir);
+  return dir;
+}
+
+const spec = { execution_id: 'exe_aaaaaaaaaaaaaaaaaaaa', task_id: 'tsk_aaaaaaaaaaaaaaaaaaaa', epoch: 2, prompt: 'x', harness: 'shell' as const, timeout_seconds: null, title: null };
+
+describe('outbox', () => {
+  it('keeps unacknowledged reports across a reopen, in order, and drops acknowledged ones', () => {
+    const dir = stateDir();
+    const outbox = new Outbox(dir);
+    outbox.rememberExecution(spec, 1);
+    outbox.enqueue({ type: 'execution.started', id: 'a', execution_id: spec.execution_id, epoch: 2 });
+    outbox.enqueueEvents({ type: 'execution.events', id: 'b', execution_id: spec.execution_id, epoch: 2, events: [{ seq: 1, ts: 1, kind: 'status', data: {} }] }, 2);
+    outbox.enqueue({ type: 'execution.finished', id: 'c', execution_id: spec.execution_id, epoch: 2, outcome: 'succeeded', exit_code: 0, failure_reason: null, message: null });
+    outbox.ack('a');
+    outbox.close();
+    const reopened = new Outbox(dir);
+    expect(reopened.pending(0, 10).map((p) => p.message.id)).toEqual(['b', 'c']);
+    expect(reopened.execution(spec.execution_id)?.nextSeq).toBe(2);
+    const [first] = reopened.pending(0, 1);
+    expect(reopened.pending(first!.position, 10).map((p) => p.message.id)).toEqual(['c']);
+    reopened.ack('b');
+    reopened.ack('c');
+    reopened.ack('c'); // a repeated ack is harmless
+    expect(reopened.size).toBe(0);
+    reopened.close();
+  });
+
+  it('ignores a repeated report id and drops everything of an execution whose lease was lost', () => {
+    const outbox = new Outbox(stateDir());
+    outbox.rememberExecution(spec, 1);
+    outbox.enqueue({ type: 'execution.started', id: 'a', execution_id: spec.execution_id, epoch: 2 });
+    outbox.enqueue({ type: 'execution.started', id: 'a', execution_id: spec.execution_id, epoch: 2 });
+    expect(outbox.size).toBe(1);
+    outbox.dropExecution(spec.execution_id);
+    expect(outbox.size).toBe(0);
+    expect(outbox.executions()).toEqual([]);
+    outbox.close();
+  });
+});
