@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MIN_SECRET_LENGTH, Redactor, encodedForms } from '../../src/worker/redact/index.js';
+import { LiteralMatcher } from '../../src/worker/redact/literals.js';
 
 /** Encoded forms computed independently of the implementation (forms.ts), from Node's own encoders. */
 function oracleForms(secret: string): string[] {
@@ -188,6 +189,44 @@ describe('Redactor properties', () => {
         expect(streamed(redactor, [...text])).toBe(redactor.redactText(text));
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('LiteralMatcher', () => {
+  /** The leftmost occurrence, and the longest among those starting there: by brute force. */
+  function naive(literals: string[], text: string, from: number) {
+    for (let i = from; i < text.length; i++) {
+      let best = -1;
+      literals.forEach((l, j) => {
+        if (text.startsWith(l, i) && (best < 0 || l.length > literals[best]!.length)) best = j;
+      });
+      if (best >= 0) return { index: i, length: literals[best]!.length };
+    }
+    return undefined;
+  }
+
+  it('both strategies (indexOf for a few literals, the automaton for many) find what brute force finds', () => {
+    const unit = fc.constantFrom('a', 'b', 'c', 'ab', '\ud83d', '\ude00');
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.string({ unit, minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 40 }),
+        fc.string({ unit, maxLength: 60 }),
+        (literals, text) => {
+          const matcher = new LiteralMatcher(literals);
+          const scanner = matcher.scanner(text);
+          for (let from = 0; from <= text.length; from++) {
+            const expected = naive(literals, text, from);
+            const viaAutomaton = matcher.findLeftmost(text, from);
+            const viaScanner = scanner.next(from);
+            expect(viaAutomaton && { index: viaAutomaton.index, length: viaAutomaton.length }).toEqual(expected);
+            expect(viaScanner && { index: viaScanner.index, length: viaScanner.length }).toEqual(expected);
+            if (viaScanner) expect(literals[viaScanner.literal]).toBe(text.slice(viaScanner.index, viaScanner.index + viaScanner.length));
+            if (viaAutomaton) expect(literals[viaAutomaton.literal]).toBe(text.slice(viaAutomaton.index, viaAutomaton.index + viaAutomaton.length));
+          }
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 });

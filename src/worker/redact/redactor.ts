@@ -74,7 +74,8 @@ interface Match {
 
 export class Redactor {
   private readonly literals: LiteralMatcher | undefined;
-  private readonly literalMarkers = new Map<string, string>();
+  /** The marker of each secret form, in the order the literal matcher numbers them. */
+  private readonly literalMarkers: string[] = [];
   /** Every pattern in one regex, each in its own capture group (group i + 1 ↔ patterns[i]). */
   private readonly patternRegex: RegExp | undefined;
   private readonly patterns: Array<{ pattern: TokenPattern; marker: string }> = [];
@@ -108,7 +109,7 @@ export class Redactor {
     }
     const patterns = options.patterns === false ? [] : builtinPatterns();
     const markers = chooseMarkers([...literalNames.values(), ...patterns.map((p) => p.name)], [...literalNames.keys()], warn);
-    for (const [form, name] of literalNames) this.literalMarkers.set(form, markers.get(name)!);
+    for (const name of literalNames.values()) this.literalMarkers.push(markers.get(name)!);
     this.literals = literalNames.size > 0 ? new LiteralMatcher([...literalNames.keys()]) : undefined;
     for (const pattern of patterns) this.patterns.push({ pattern, marker: markers.get(pattern.name)! });
     this.patternRegex = patterns.length > 0 ? new RegExp(combinedPatternSource(patterns), 'g') : undefined;
@@ -155,30 +156,29 @@ export class Redactor {
   private redactFrom(text: string, start: number, final: boolean): { out: string; released: number } {
     let cursor = start;
     let hold = final ? text.length : this.earliestUndecided(text, cursor);
-    let literal = this.nextLiteral(text, cursor);
+    const literals = this.literals?.scanner(text);
+    const nextLiteral = (from: number): Match | undefined => {
+      const found = literals?.next(from);
+      return found && { index: found.index, length: found.length, marker: this.literalMarkers[found.literal]! };
+    };
+    let literal = nextLiteral(cursor);
     let pattern = this.nextPattern(text, cursor);
-    let out = '';
+    const parts: string[] = [];
     for (;;) {
       // The leftmost match wins; at the same index a secret form wins over a pattern.
       const next = literal && (!pattern || literal.index <= pattern.index) ? literal : pattern;
       if (!next || next.index >= hold) break;
-      out += text.slice(cursor, next.index) + next.marker;
+      parts.push(text.slice(cursor, next.index), next.marker);
       cursor = next.index + next.length;
       if (hold < cursor) hold = this.earliestUndecided(text, cursor);
-      if (literal && literal.index < cursor) literal = this.nextLiteral(text, cursor);
+      if (literal && literal.index < cursor) literal = nextLiteral(cursor);
       if (pattern && pattern.index < cursor) pattern = this.nextPattern(text, cursor);
     }
     // Never end a release between the two halves of a surrogate pair.
     if (!final && hold > cursor && isHighSurrogate(text.charCodeAt(hold - 1))) hold--;
     if (cursor === 0 && hold === text.length) return { out: text, released: hold };
-    out += text.slice(cursor, hold);
-    return { out, released: hold };
-  }
-
-  private nextLiteral(text: string, from: number): Match | undefined {
-    const found = this.literals?.findLeftmost(text, from);
-    if (!found) return undefined;
-    return { ...found, marker: this.literalMarkers.get(text.slice(found.index, found.index + found.length))! };
+    parts.push(text.slice(cursor, hold));
+    return { out: parts.join(''), released: hold };
   }
 
   private nextPattern(text: string, from: number): Match | undefined {
@@ -209,7 +209,7 @@ export class Redactor {
           index = text.indexOf(prefix, index + 1);
         }
         for (let i = Math.max(low, end - prefix.length + 1); i < Math.min(end, best); i++) {
-          if (prefix.startsWith(text.slice(i)) && pattern.undecided(text, i)) {
+          if (isPrefixOfAt(text, i, prefix) && pattern.undecided(text, i)) {
             best = i;
             break;
           }
@@ -254,6 +254,14 @@ function combinedPatternSource(patterns: readonly TokenPattern[]): string {
   }
   closeRun();
   return parts.join('|');
+}
+
+/** True when text[start..] (to its end) is a prefix of `prefix`. */
+function isPrefixOfAt(text: string, start: number, prefix: string): boolean {
+  for (let i = start, k = 0; i < text.length; i++, k++) {
+    if (k >= prefix.length || text.charCodeAt(i) !== prefix.charCodeAt(k)) return false;
+  }
+  return true;
 }
 
 function isHighSurrogate(code: number): boolean {
