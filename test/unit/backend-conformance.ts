@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/lib/ids.js';
-import { findProcessesWithEnv, isLive, readProcStat } from '../../src/lib/procfs.js';
+import { findProcessesWithEnv, isLive, processGroupMembers, readProcStat } from '../../src/lib/procfs.js';
 import type { AgentEvent, AgentResult } from '../../src/protocol/gateway.js';
 import type { ExecutionSpec } from '../../src/protocol/task.js';
 import type { Backend, ExitStatus, PreparedEnvironment, RunningExecution } from '../../src/worker/backends/backend.js';
@@ -71,6 +71,14 @@ function pidsIn(text: string): number[] {
   return [...text.matchAll(/(?:pid|bg|trapper|grandchild|escaped)=(\d+)/g)].map((m) => Number(m[1]));
 }
 
+/** Every prompt starts by reporting its process groups: the agent runtime's (its parent) and its own. */
+const GROUPS_PREAMBLE = 'echo "groups: agent=$PPID harness=$$"\n';
+
+function groupsIn(text: string): number[] {
+  const match = /groups: agent=(\d+) harness=(\d+)/.exec(text);
+  return match ? [Number(match[1]), Number(match[2])] : [];
+}
+
 async function liveHostPid(pid: number): Promise<boolean> {
   return isLive(await readProcStat(pid));
 }
@@ -115,6 +123,10 @@ export function describeBackendConformance(name: string, makeBackend: MakeBacken
           const marked = await findProcessesWithEnv(`AIRLOCK_EXECUTION_ID=${run.spec.execution_id}`);
           expect(marked.map((p) => p.pid), `processes of ${run.spec.execution_id} left running`).toEqual([]);
           for (const pid of pidsIn(run.output())) expect(await liveHostPid(pid), `pid ${pid} reported by the task is still alive`).toBe(false);
+          // The process groups of the agent runtime and of the harness's script are gone too.
+          for (const group of groupsIn(run.output())) {
+            expect((await processGroupMembers(group)).map((p) => p.pid), `process group ${group} still has members`).toEqual([]);
+          }
         }
       }
     });
@@ -131,7 +143,7 @@ export function describeBackendConformance(name: string, makeBackend: MakeBacken
         execution_id: newId('exe'),
         task_id: newId('tsk'),
         epoch: 1,
-        prompt,
+        prompt: GROUPS_PREAMBLE + prompt,
         harness: 'shell',
         timeout_seconds: null,
         title: null,
@@ -186,6 +198,7 @@ export function describeBackendConformance(name: string, makeBackend: MakeBacken
       expect(status.exitCode).toBe(0);
       expect(status.failure).toBeUndefined();
       expect(run.output()).toContain('hello from the task\n');
+      expect(groupsIn(run.output())).toHaveLength(2);
       expect(run.output()).toContain('to stderr\n');
       expect(run.results).toEqual([{ outcome: 'succeeded', exit_code: 0, summary: null }]);
       expect(run.events.map((e) => e.seq)).toEqual(run.events.map((_, i) => i + 1));
