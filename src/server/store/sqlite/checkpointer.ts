@@ -64,6 +64,9 @@ export function startCheckpointer(file: string, intervalMs = CHECKPOINT_INTERVAL
   return {
     stop() {
       stopping ??= (async () => {
+        // Hold the event loop open until the thread has closed its connection: an unref'd
+        // thread's exit would otherwise never be awaited by a short-lived process (the CLI).
+        worker.ref();
         worker.postMessage('stop');
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS).unref());
         if ((await Promise.race([exited, timeout])) === 'timeout') await worker.terminate();
