@@ -13,6 +13,7 @@ import type { GatewayClient } from './report/client.js';
 
 /** Below the gateway's 30 s cap, so the gateway — not a proxy or our timeout — ends each poll. */
 const LONG_POLL_WAIT_MS = 25_000;
+/** Retry delays after a failed poll: quick after a blip, at most 5 s so a cancel is seen soon after the gateway is back. */
 const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 5_000;
 

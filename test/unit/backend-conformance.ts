@@ -219,14 +219,18 @@ export function describeBackendConformance(name: string, makeBackend: MakeBacken
       process.env.AIRLOCK_CONFORMANCE_CANARY = 'worker-only-value';
       try {
         const backend = await backendFor();
-        const run = await startTask(backend, 'env\necho "HOME=$HOME"\ncat /proc/self/environ | tr "\\0" "\\n" | sed "s/^/environ:/"');
+        const run = await startTask(
+          backend,
+          'env\necho "HOME=$HOME"\ncat /proc/self/environ | tr "\\0" "\\n" | sed "s/^/environ:/"\ntr "\\0" "\\n" < /proc/$PPID/environ | grep -v "^AIRLOCK_TASK_TOKEN=" | sed "s/^/agent-environ:/"',
+        );
         expect((await finish(run)).exitCode).toBe(0);
         const out = run.output();
         expect(out).not.toContain(secret);
         expect(out).not.toContain('AIRLOCK_API_KEY');
         expect(out).not.toContain('worker-only-value');
         expect(out).not.toContain('AIRLOCK_TASK_TOKEN');
-        const names = new Set([...out.matchAll(/^(?:environ:)?([A-Za-z_][A-Za-z0-9_]*)=/gm)].map((m) => m[1]!));
+        expect(out).toContain('agent-environ:HOME='); // the agent runtime's own environment was inspected too
+        const names = new Set([...out.matchAll(/^(?:environ:|agent-environ:)?([A-Za-z_][A-Za-z0-9_]*)=/gm)].map((m) => m[1]!));
         // Nothing of the worker's own environment reaches the task, except names a backend sets itself.
         const backendSet = new Set(['PATH', 'HOME', 'TMPDIR', 'LANG', 'PWD', 'SHLVL', '_', 'HOSTNAME', 'OLDPWD']);
         for (const workerName of Object.keys(process.env)) {

@@ -22,8 +22,12 @@ export function shellHarness(): HarnessDefinition {
       const tmp = context.env.TMPDIR || os.tmpdir();
       const script = path.join(tmp, `airlock-prompt-${randomBytes(6).toString('hex')}.sh`);
       await writeFile(script, context.spec.prompt, { mode: 0o600 });
+      let running = true;
       const recordMessages = (async () => {
-        for await (const message of context.messages()) context.emit('message', { id: message.id, text: message.text });
+        for await (const message of context.messages()) {
+          if (!running) break; // the script has ended: later messages have nothing to reach
+          context.emit('message', { id: message.id, text: message.text });
+        }
       })();
       try {
         const outcome = await runProcess({ command: SHELL, args: [script], cwd: context.workdir, env: context.env }, context);
@@ -38,8 +42,9 @@ export function shellHarness(): HarnessDefinition {
         const how = outcome.signal ? `was killed by ${outcome.signal}` : `exited with status ${outcome.exitCode}`;
         return { outcome: 'failed', exitCode: outcome.exitCode, summary: `the script ${how}` };
       } finally {
+        running = false;
         await rm(script, { force: true });
-        // Messages that arrive from now on have no script to reach; stop listening without waiting.
+        // Stop listening without waiting for another message.
         void recordMessages.catch(() => undefined);
       }
     },

@@ -51,6 +51,7 @@ export class Reporter {
   /** Set once the reporter stops trying (deadline passed, or the gateway refused the events for good). */
   private givenUp: string | undefined;
   private deadline = Number.POSITIVE_INFINITY;
+  private closed = false;
   private wakeSleep: (() => void) | undefined;
   /** Aborts the upload in flight when the reporter gives up (a hung gateway must not hold the exit). */
   private readonly inflight = new AbortController();
@@ -75,8 +76,13 @@ export class Reporter {
     return this.queue.length;
   }
 
-  /** Queue one event; it is uploaded within FLUSH_DELAY_MS (sooner when a batch is full). */
+  /**
+   * Queue one event; it is uploaded within FLUSH_DELAY_MS (sooner when a batch is full). After
+   * `close()` events are dropped: the result has been (or is being) reported and the transcript
+   * is complete.
+   */
   emit(kind: EventKind, data: Record<string, unknown>): void {
+    if (this.closed) return;
     let json = JSON.stringify(data);
     let bytes = Buffer.byteLength(json, 'utf8');
     if (bytes > MAX_EVENT_DATA_BYTES) {
@@ -113,6 +119,7 @@ export class Reporter {
     try {
       await this.flush();
     } finally {
+      this.closed = true;
       clearTimeout(timer);
       clearTimeout(this.timer);
       this.timer = undefined;
