@@ -67,5 +67,5 @@ export interface ServerContext {
   dispatch: Dispatch;
   workers: WorkerDirectory;
   /** Resolve a bearer token to a principal, or undefined if unknown/revoked/malformed. */
-  authenticate(token: string): Promise<Principal | undefined>;
+  authenticate: (token: string) => Promise<Principal | undefined>;
 }

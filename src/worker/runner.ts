@@ -314,7 +314,7 @@ export class ExecutionRunner {
       this.scheduleStreamFlush(execution);
       return text.length === 0 ? undefined : { kind, data: { stream, text }, ts };
     }
-    return { kind, data: this.redactor.redactValue(data) as Record<string, unknown>, ts };
+    return { kind, data: this.redactor.redactValue(data), ts };
   }
 
   private scheduleStreamFlush(execution: Execution): void {

@@ -7,7 +7,7 @@ export interface RawResponse {
   headers: Headers;
   text: string;
   /** The parsed body (undefined if not JSON): loosely typed, tests assert its shape. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into arbitrary JSON
+   
   json: any;
 }
 

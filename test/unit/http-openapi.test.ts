@@ -12,7 +12,7 @@ import { createTeam, startTestApi, type TestApi, type TestTeam } from '../suppor
 
 let api: TestApi;
 let team: TestTeam;
-let doc: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- a parsed JSON document, asserted below
+let doc: any;  
 
 beforeAll(async () => {
   api = await startTestApi();

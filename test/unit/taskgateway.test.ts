@@ -25,7 +25,7 @@ const spec: ExecutionSpec = {
 interface Response {
   status: number;
   headers: http.IncomingHttpHeaders;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- responses are inspected field by field
+   
   body: any;
 }
 

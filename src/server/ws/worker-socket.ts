@@ -36,6 +36,13 @@ const HELLO_TIMEOUT_MS = 10_000;
 
 type Ctx = Omit<ServerContext, 'dispatch' | 'workers'>;
 
+/** A frame's payload as text (ws hands over a Buffer, a list of Buffers, or an ArrayBuffer). */
+export function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
 class ProtocolViolation extends Error {
   constructor(
     readonly code: string,
@@ -161,13 +168,13 @@ class WorkerConnection {
     if (isBinary) throw new ProtocolViolation('protocol', 'binary frames are not part of the protocol; send JSON text');
     let json: unknown;
     try {
-      json = JSON.parse(data.toString());
+      json = JSON.parse(rawText(data));
     } catch {
       throw new ProtocolViolation('protocol', 'a frame was not valid JSON');
     }
     const parsed = WorkerMessage.safeParse(json);
     if (!parsed.success) {
-      const type = typeof json === 'object' && json !== null && 'type' in json ? String((json as { type: unknown }).type) : '(none)';
+      const type = typeof json === 'object' && json !== null && 'type' in json ? String(json.type) : '(none)';
       const issue = parsed.error.issues[0];
       throw new ProtocolViolation(
         'protocol',

@@ -122,7 +122,7 @@ export class ServerConnection {
       });
       ws.terminate();
     });
-    ws.on('message', (data) => this.onFrame(data.toString()));
+    ws.on('message', (data: Buffer) => this.onFrame(data.toString('utf8')));
     ws.on('error', (err) => this.log.warn({ err: describeError(err) }, 'worker:ws:error'));
     ws.on('close', (code, reason) => {
       if (this.ws !== ws) return;
