@@ -3,6 +3,7 @@
  * against a server started in the test process. Builds dist/ first when any source file is newer
  * than the build, so the binary under test is the code under test.
  */
+import { tmpdir } from 'node:os';
 import { execFile, spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,6 +52,8 @@ export interface CliOptions {
   env?: Record<string, string | undefined>;
   input?: string;
   timeoutMs?: number;
+  /** Working directory; default: the system temp dir, so no developer's ./.airlock is ever found. */
+  cwd?: string;
 }
 
 /** Run `airlock …args` to completion. */
@@ -73,7 +76,7 @@ function runCliStreaming(args: string[], options: CliOptions, onStdout: (chunk: 
   return new Promise((resolve, reject) => {
     const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_NO_WARNINGS: '1' };
     for (const [k, v] of Object.entries(options.env ?? {})) if (v !== undefined) env[k] = v;
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? tmpdir(), env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
