@@ -5,4 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build --silent
+# Types and lint first: the plane-boundary rules (server ⟂ worker, agent → protocol/lib only)
+# are part of what the suite proves.
+npm run lint --silent
 npx vitest run "$@"

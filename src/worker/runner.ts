@@ -170,7 +170,15 @@ export class ExecutionRunner {
     await execution.gateway?.close().catch(() => undefined);
     if (!execution.abandoned) {
       const outcome = this.outcome(execution, status, failure);
-      this.emit(execution, 'result', { outcome: outcome.outcome, exit_code: outcome.exitCode, failure_reason: outcome.failureReason, message: outcome.message });
+      // The agent's own `result` event says what the harness concluded; this one says what the
+      // worker recorded (it may differ: a timeout, a cancel, a crash).
+      this.emit(execution, 'lifecycle', {
+        phase: 'finished',
+        outcome: outcome.outcome,
+        exit_code: outcome.exitCode,
+        failure_reason: outcome.failureReason,
+        message: outcome.message,
+      });
       this.report(execution, {
         type: 'execution.finished',
         id: newId('msg'),
@@ -219,11 +227,13 @@ export class ExecutionRunner {
       };
     }
     if (exitCode === 0) return { outcome: 'succeeded', exitCode, failureReason: null, message: null };
+    // The agent's last words are raw output of the task environment: redacted like everything else.
+    const diagnostics = status?.diagnostics ? `; its last output: ${this.redactor.redactText(status.diagnostics.slice(-1000))}` : '';
     return {
       outcome: 'failed',
       exitCode,
       failureReason: 'agent',
-      message: `the agent runtime exited with status ${exitCode ?? 'unknown'}${status?.signal ? ` (${status.signal})` : ''} before reporting a result — see the transcript and the worker's log`,
+      message: `the agent runtime exited with status ${exitCode ?? 'unknown'}${status?.signal ? ` (${status.signal})` : ''} before reporting a result${diagnostics} — see the transcript and the worker's log`,
     };
   }
 
