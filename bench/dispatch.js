@@ -4,7 +4,7 @@
 // dispatcher — what the store alone can do on this machine.
 import WebSocket from 'ws';
 import { newId } from '../dist/lib/ids.js';
-import { benchServer, createTasks, report } from './lib.js';
+import { benchServer, createTasks, report, serverProcess } from './lib.js';
 
 const WORKERS = 50;
 const CAPACITY = 4;
@@ -51,15 +51,18 @@ async function storeCeiling(store, teamId, count) {
 }
 
 export async function run() {
-  const stack = await benchServer();
+  const local = await benchServer();
+  const ceiling = await storeCeiling(local.store, local.teamId, 2000);
+  await local.close();
+  const server = await serverProcess();
+  const store = await server.openStore();
   try {
-    const ceiling = await storeCeiling(stack.store, stack.teamId, 1000);
-    const sockets = await Promise.all(Array.from({ length: WORKERS }, (_, i) => simulatedWorker(stack.server.url, stack.workerKey, `sim-${i}`)));
+    const sockets = await Promise.all(Array.from({ length: WORKERS }, (_, i) => simulatedWorker(server.url, server.workerKey, `sim-${i}`)));
     const started = performance.now();
-    await createTasks(stack.server.url, stack.userKey, TASKS, 32, { prompt: 'true', harness: 'shell' });
+    await createTasks(server.url, server.userKey, TASKS, 32, { prompt: 'true', harness: 'shell' });
     const created = performance.now();
     for (;;) {
-      const counts = await stack.store.countTasksByState();
+      const counts = await store.countTasksByState();
       if (counts.succeeded >= TASKS) break;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -67,14 +70,15 @@ export async function run() {
     for (const ws of sockets) ws.close();
     const rate = TASKS / ((finished - started) / 1000);
     const createRate = TASKS / ((created - started) / 1000);
-    process.stdout.write(`dispatch throughput (${WORKERS} simulated workers × ${CAPACITY} slots, ${TASKS} tasks, SQLite)\n`);
+    process.stdout.write(`dispatch throughput (${WORKERS} simulated workers × ${CAPACITY} slots, ${TASKS} tasks, server process on SQLite)\n`);
     report([
-      ['create → succeeded', `${rate.toFixed(0)} tasks/s`, `goal ≥ 1,000; store-only ceiling ${ceiling.toFixed(0)} tasks/s`],
-      ['POST /api/v1/tasks alone', `${createRate.toFixed(0)} tasks/s`, '32 concurrent clients'],
+      ['create → succeeded', `${rate.toFixed(0)} tasks/s`, `goal ≥ 1,000; store-only ceiling ${ceiling.toFixed(0)} tasks/s (same 5 writes, no network)`],
+      ['POST /api/v1/tasks (during)', `${createRate.toFixed(0)} tasks/s`, '32 concurrent clients'],
     ]);
     return { dispatch_tasks_per_s: rate, store_ceiling_tasks_per_s: ceiling, create_per_s: createRate };
   } finally {
-    await stack.close();
+    await store.close();
+    await server.close();
   }
 }
 

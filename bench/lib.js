@@ -4,10 +4,57 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import pino from 'pino';
 import { startServer } from '../dist/server/server.js';
+import { openSqliteStore } from '../dist/server/store/sqlite/index.js';
 import { loadOrCreateServerSecret, mintApiKey } from '../dist/server/auth/keys.js';
 import { newId } from '../dist/lib/ids.js';
+
+const CLI = resolve(import.meta.dirname, '..', 'bin', 'airlock.js');
+
+/**
+ * A real `airlock server` in its own process (as deployed), so the load generators in this
+ * process do not compete with it for its event loop. Keys come from the admin CLI.
+ */
+export async function serverProcess(extraArgs = []) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'al-bench-'));
+  const admin = (...args) => JSON.parse(execFileSync(process.execPath, [CLI, 'admin', ...args, '--data-dir', dataDir, '--json'], { encoding: 'utf8' }));
+  admin('create-team', 'bench');
+  const userKey = admin('create-api-key', '--team', 'bench', '--role', 'member').key;
+  const workerKey = admin('create-api-key', '--team', 'bench', '--role', 'worker').key;
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS ? process.env.BENCH_SERVER_NODE_ARGS.split(' ') : [];
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'server', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extraArgs], {
+    // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the server under load.
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const url = await new Promise((resolveUrl, reject) => {
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) resolveUrl(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${err}`)));
+  });
+  return {
+    url,
+    dataDir,
+    userKey,
+    workerKey,
+    pid: child.pid,
+    /** A second connection to the server's store, for counting (read-only use). */
+    async openStore() {
+      return openSqliteStore({ path: join(dataDir, 'airlock.db') });
+    },
+    async close() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.on('exit', r));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
 
 export async function benchServer(settings = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'al-bench-'));

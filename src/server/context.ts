@@ -30,6 +30,8 @@ export interface TranscriptHub {
   /** Task state changes are published too, so a follower learns the task ended. */
   publishTaskUpdate(task: TaskRecord): void;
   subscribe(taskId: string, listener: TranscriptListener): () => void;
+  /** Whether anyone follows this task (lets callers skip work nobody would see). */
+  hasFollowers(taskId: string): boolean;
 }
 
 export interface TranscriptListener {

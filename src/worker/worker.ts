@@ -17,6 +17,8 @@ import { Outbox } from './outbox/outbox.js';
 import { ExecutionRunner } from './runner.js';
 
 export const WORKER_VERSION = '0.1.0';
+/** Decline a held offer this long before its claim deadline, so the decline arrives in time. */
+const CLAIM_MARGIN_MS = 1000;
 /** After the last task of a drain ends, how long to wait for the server to acknowledge the last reports. */
 const FINAL_FLUSH_MS = 10_000;
 
@@ -56,6 +58,8 @@ export class Worker {
   private leftovers: Leftover[] = [];
   /** Offers claimed but not yet confirmed: they count against free slots. */
   private readonly claiming = new Map<string, ServerMessage & { type: 'offer' }>();
+  /** Offers received while every slot was busy, held until one frees or the deadline nears. */
+  private readonly waiting = new Map<string, { offer: ServerMessage & { type: 'offer' }; timer: NodeJS.Timeout }>();
   private stopped: Promise<void> | undefined;
   private resolveFinished!: () => void;
   /** Resolves once the worker has stopped, for whatever reason (drain, stop, refused key). */
@@ -104,6 +108,29 @@ export class Worker {
     });
   }
 
+  private claim(offer: ServerMessage & { type: 'offer' }): void {
+    this.claiming.set(offer.offer_id, offer);
+    this.connection.send({ type: 'claim', offer_id: offer.offer_id });
+  }
+
+  /** A slot freed: claim held offers, oldest first, while slots last. */
+  private claimWaiting(): void {
+    for (const [offerId, { offer, timer }] of this.waiting) {
+      if (this.freeSlots() === 0 || this.draining) return;
+      clearTimeout(timer);
+      this.waiting.delete(offerId);
+      this.claim(offer);
+    }
+  }
+
+  private declineWaiting(reason: string): void {
+    for (const { offer, timer } of this.waiting.values()) {
+      clearTimeout(timer);
+      this.connection.send({ type: 'decline', offer_id: offer.offer_id, reason });
+    }
+    this.waiting.clear();
+  }
+
   private freeSlots(): number {
     if (this.draining) return 0;
     return Math.max(0, this.options.config.concurrency - this.runner.running - this.claiming.size);
@@ -126,19 +153,32 @@ export class Worker {
   private onServerMessage(message: ServerMessage): void {
     switch (message.type) {
       case 'welcome':
-        // The server has our leftovers now; they were reported with this hello.
+        // The server has our leftovers now; they were reported with this hello. Offers held
+        // from the previous connection were returned to the queue when it dropped.
         this.leftovers = [];
+        for (const { timer } of this.waiting.values()) clearTimeout(timer);
+        this.waiting.clear();
+        this.claiming.clear();
         for (const action of message.reconcile) {
           if (action.action === 'abandon') this.runner.abandon(action.execution_id, action.reason);
         }
         return;
       case 'offer': {
-        if (this.freeSlots() === 0 || this.runner.has(message.execution.execution_id)) {
-          this.connection.send({ type: 'decline', offer_id: message.offer_id, reason: this.draining ? 'worker is draining' : 'no free slot' });
+        if (this.draining || this.runner.has(message.execution.execution_id)) {
+          this.connection.send({ type: 'decline', offer_id: message.offer_id, reason: this.draining ? 'worker is draining' : 'already running it' });
           return;
         }
-        this.claiming.set(message.offer_id, message);
-        this.connection.send({ type: 'claim', offer_id: message.offer_id });
+        if (this.freeSlots() > 0) {
+          this.claim(message);
+          return;
+        }
+        // The server frees a slot when our `finished` arrives; we free it once the task
+        // environment is cleaned up too. Hold the offer until then (within its deadline)
+        // instead of bouncing it back to the queue.
+        const timer = setTimeout(() => {
+          if (this.waiting.delete(message.offer_id)) this.connection.send({ type: 'decline', offer_id: message.offer_id, reason: 'no free slot in time' });
+        }, Math.max(0, message.claim_deadline_ms - CLAIM_MARGIN_MS));
+        this.waiting.set(message.offer_id, { offer: message, timer });
         return;
       }
       case 'claimed': {
@@ -149,7 +189,10 @@ export class Worker {
           this.log.info({ offer: message.offer_id, reason: message.reason }, 'claim refused');
           return;
         }
-        void this.runner.start(offer.execution).then(() => this.connection.sendHeartbeat());
+        void this.runner.start(offer.execution).then(() => {
+          this.claimWaiting();
+          this.connection.sendHeartbeat();
+        });
         return;
       }
       case 'cancel':
@@ -174,6 +217,7 @@ export class Worker {
   drain(): Promise<void> {
     if (this.stopped) return this.stopped;
     this.draining = true;
+    this.declineWaiting('worker is draining');
     this.log.info({ running: this.runner.running, timeoutMs: this.options.config.drainTimeoutMs }, 'worker:draining');
     this.connection.sendHeartbeat();
     this.stopped = (async () => {
@@ -190,6 +234,7 @@ export class Worker {
   /** Stop now (second signal, or fatal): stop running tasks, flush briefly, exit. */
   stop(): Promise<void> {
     this.draining = true;
+    this.declineWaiting('worker is stopping');
     const previous = this.stopped;
     this.stopped = (async () => {
       await this.runner.stopAll('the worker was stopped before the task finished', 0);

@@ -34,6 +34,10 @@ export class MemoryTranscriptHub implements TranscriptHub {
     };
   }
 
+  hasFollowers(taskId: string): boolean {
+    return this.listeners.has(taskId);
+  }
+
   /** Number of live followers (for tests proving SSE clients are released). */
   get followerCount(): number {
     let n = 0;

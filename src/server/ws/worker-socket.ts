@@ -386,9 +386,9 @@ class WorkerConnection {
     });
     if (result === 'lease_lost') return this.leaseLost(message.id, message.execution_id);
     this.ack(message.id, null);
-    if (result === 'ok') {
-      const known = session.executions.get(message.execution_id);
-      const task = known ? await store.getTask(session.teamId, known.taskId) : undefined;
+    const known = session.executions.get(message.execution_id);
+    if (result === 'ok' && known && this.ctx.hub.hasFollowers(known.taskId)) {
+      const task = await store.getTask(session.teamId, known.taskId);
       if (task) this.ctx.hub.publishTaskUpdate(task);
     }
   }

@@ -16,6 +16,7 @@ import { createKyselyStore } from '../kysely-store.js';
 import type { Database } from '../schema.js';
 import type { Store } from '../store.js';
 import { startCheckpointer, type Checkpointer } from './checkpointer.js';
+import { GroupCommit } from './group-commit.js';
 import { withStatementCache } from './statement-cache.js';
 
 /**
@@ -71,9 +72,17 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     raw.close();
     throw new Error(`the SQLite store ${file} could not be configured: ${describeError(err)}`, { cause: err });
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
+  const group = new GroupCommit(raw);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw, undefined, group) }) });
   let checkpointer: Checkpointer | undefined;
-  const store = createKyselyStore(db, { dialect: 'sqlite', onClose: () => checkpointer?.stop() });
+  const inner = createKyselyStore(db, {
+    dialect: 'sqlite',
+    onClose: async () => {
+      group.flush();
+      await checkpointer?.stop();
+    },
+  });
+  const store = durableAfterEachCall(inner, group);
   try {
     await store.migrate();
   } catch (err) {
@@ -82,4 +91,24 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
   }
   if (file !== ':memory:') checkpointer = startCheckpointer(file);
   return store;
+}
+
+/**
+ * Every store call answers only once what it wrote is committed (see group-commit.ts): the
+ * caller never acknowledges anything a crash could still take back.
+ */
+function durableAfterEachCall(store: Store, group: GroupCommit): Store {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      // Methods use private fields: call them on the store itself, not on the proxy.
+      if (property === 'close') return (value as () => Promise<void>).bind(target);
+      return async (...args: unknown[]) => {
+        const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        await group.durable();
+        return result;
+      };
+    },
+  });
 }

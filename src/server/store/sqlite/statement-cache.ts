@@ -9,6 +9,7 @@
  */
 import type { Database as BetterSqliteDatabase, Statement } from 'better-sqlite3';
 import type { SqliteDatabase } from 'kysely';
+import type { GroupCommit } from './group-commit.js';
 
 /**
  * ~30 distinct statements make up the hot path; the rest of the room absorbs statements that
@@ -16,7 +17,7 @@ import type { SqliteDatabase } from 'kysely';
  */
 export const STATEMENT_CACHE_SIZE = 256;
 
-export function withStatementCache(db: BetterSqliteDatabase, size = STATEMENT_CACHE_SIZE): SqliteDatabase {
+export function withStatementCache(db: BetterSqliteDatabase, size = STATEMENT_CACHE_SIZE, group?: GroupCommit): SqliteDatabase {
   const cache = new Map<string, Statement>();
   return {
     close: () => {
@@ -24,6 +25,11 @@ export function withStatementCache(db: BetterSqliteDatabase, size = STATEMENT_CA
       db.close();
     },
     prepare: (sql: string) => {
+      if (group) {
+        const control = group.control(sql);
+        if (control) return control as unknown as Statement;
+        group.ensureOpen();
+      }
       const hit = cache.get(sql);
       if (hit) {
         // Re-insert to mark it most recently used (a Map iterates in insertion order).
