@@ -106,3 +106,22 @@ describe('server restarted mid-task', () => {
     expect(w.output()).toMatch(/worker:ws:reconnecting/);
   });
 });
+
+describe('worker stopped with SIGTERM mid-task (drain)', () => {
+  it('takes no new work, lets the running task finish, delivers its reports, and exits 0', async () => {
+    const s = await server({ leaseTtlMs: 5000 });
+    const w = worker(s, { workerId: 'drainer' });
+    await w.waitForLog(/worker:ws:connected/);
+    const { body: running } = await s.api('/api/v1/tasks', { body: { prompt: 'sleep 2; echo finished after drain started', harness: 'shell' } });
+    await waitForTask(s, running.id, ['running']);
+    w.kill('SIGTERM');
+    await w.waitForLog(/worker:draining/);
+    const { body: later } = await s.api('/api/v1/tasks', { body: { prompt: 'echo should wait', harness: 'shell' } });
+    expect(await w.exited).toBe(0);
+    const done = await waitForTask(s, running.id, ['succeeded']);
+    const { body: events } = await s.api(`/api/v1/tasks/${done.id}/events?format=json`);
+    expect(JSON.stringify(events)).toContain('finished after drain started');
+    // the task created during the drain was not taken: it waits for another worker
+    expect((await s.api(`/api/v1/tasks/${later.id}`)).body.state).toBe('queued');
+  });
+});
