@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { AirlockError, RetryableError, isAirlockError, type ErrorCode } from '../../protocol/errors.js';
+import { fromFastifyError } from '../../protocol/fastify-errors.js';
 import { MAX_REQUEST_BODY_BYTES, MAX_PROMPT_BYTES } from '../../protocol/task.js';
 
 /** The wire shape of every error response (also published in the OpenAPI document). */
@@ -54,38 +55,6 @@ export function bodyTooLargeError(): AirlockError {
   );
 }
 
-interface FastifyLikeError {
-  code?: unknown;
-  statusCode?: unknown;
-  message?: unknown;
-  validation?: unknown;
-}
-
-/** Fastify's own errors (raised before our handlers run), as AirlockErrors with useful words. */
-function fromFastifyError(err: FastifyLikeError): { error: AirlockError; status?: number } | undefined {
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { error: bodyTooLargeError() };
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return { error: new AirlockError('validation', 'the request body is not valid JSON — check quoting and commas, and send Content-Type: application/json') };
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { error: new AirlockError('validation', 'the request body is empty but Content-Type is application/json — send a JSON body, or no Content-Type header') };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      // The ErrorCode set has no media-type code; the status says what HTTP clients expect.
-      return { error: new AirlockError('validation', 'unsupported Content-Type — send the body as JSON with Content-Type: application/json'), status: 415 };
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { error: new AirlockError('validation', 'the request body does not match its Content-Length header — resend the request') };
-    default:
-      break;
-  }
-  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-    // Any other client error fastify detected (its message is about the request, not our internals).
-    const message = typeof err.message === 'string' ? err.message : 'bad request';
-    return { error: new AirlockError(err.statusCode === 404 ? 'not_found' : 'validation', message), status: err.statusCode };
-  }
-  return undefined;
-}
-
 /**
  * The one function that turns anything thrown into an HTTP response. `requestId` is quoted in
  * internal errors so an operator can find the log line.
@@ -96,7 +65,7 @@ export function toHttpError(err: unknown, requestId: string): HttpError {
   if (isAirlockError(err)) {
     error = err;
   } else {
-    const fastify = typeof err === 'object' && err !== null ? fromFastifyError(err) : undefined;
+    const fastify = typeof err === 'object' && err !== null ? fromFastifyError(err, bodyTooLargeError) : undefined;
     if (fastify) {
       error = fastify.error;
       status = fastify.status;

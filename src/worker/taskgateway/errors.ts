@@ -4,6 +4,7 @@
  * (bad JSON, body too large, wrong content type) and unexpected ones (500, no internals).
  */
 import { AirlockError, RetryableError, isAirlockError, type ErrorCode } from '../../protocol/errors.js';
+import { fromFastifyError } from '../../protocol/fastify-errors.js';
 import { MAX_REQUEST_BODY_BYTES } from '../../protocol/task.js';
 
 const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
@@ -31,32 +32,12 @@ export interface GatewayHttpError {
   internal: boolean;
 }
 
-/** Fastify's errors raised before a handler runs, in our words. */
-function fromFastify(err: { code?: unknown; statusCode?: unknown; message?: unknown }): { error: AirlockError; status?: number } | undefined {
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return {
-        error: new AirlockError(
-          'payload_too_large',
-          `the request body is over the task gateway's limit of ${MAX_REQUEST_BODY_BYTES} bytes (1 MiB) — send fewer events per upload`,
-        ),
-      };
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return { error: new AirlockError('validation', 'the request body is not valid JSON — send a JSON document with Content-Type: application/json') };
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { error: new AirlockError('validation', 'the request body is empty but Content-Type is application/json — send a JSON body') };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { error: new AirlockError('validation', 'unsupported Content-Type — send the body as JSON with Content-Type: application/json'), status: 415 };
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { error: new AirlockError('validation', 'the request body does not match its Content-Length header — resend the request') };
-    default:
-      break;
-  }
-  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-    const message = typeof err.message === 'string' ? err.message : 'bad request';
-    return { error: new AirlockError(err.statusCode === 404 ? 'not_found' : 'validation', message), status: err.statusCode };
-  }
-  return undefined;
+/** The gateway's own 413: its limit, and what the agent should do. */
+function bodyTooLarge(): AirlockError {
+  return new AirlockError(
+    'payload_too_large',
+    `the request body is over the task gateway's limit of ${MAX_REQUEST_BODY_BYTES} bytes (1 MiB) — send fewer events per upload`,
+  );
 }
 
 export function toGatewayHttpError(err: unknown): GatewayHttpError {
@@ -65,7 +46,7 @@ export function toGatewayHttpError(err: unknown): GatewayHttpError {
   if (isAirlockError(err)) {
     error = err;
   } else {
-    const fastify = typeof err === 'object' && err !== null ? fromFastify(err) : undefined;
+    const fastify = typeof err === 'object' && err !== null ? fromFastifyError(err, bodyTooLarge) : undefined;
     error = fastify?.error ?? new AirlockError('internal', 'internal error');
     status = fastify?.status;
   }
