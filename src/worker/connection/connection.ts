@@ -69,7 +69,6 @@ export class ServerConnection {
   private readonly inFlight = new Map<string, string>(); // report id → execution id
   private idleWaiters: Array<() => void> = [];
   private readonly log: Logger;
-  private connectedOnce = false;
 
   constructor(private readonly options: ConnectionOptions) {
     this.backoff = new Backoff({ baseMs: BACKOFF_BASE_MS, capMs: BACKOFF_CAP_MS, ...(options.random ? { random: options.random } : {}) });
@@ -169,7 +168,6 @@ export class ServerConnection {
     switch (parsed.type) {
       case 'welcome':
         this.welcomed = true;
-        this.connectedOnce = true;
         this.backoff.reset();
         this.leaseTtlMs = parsed.lease_ttl_ms;
         clearInterval(this.heartbeatTimer);
@@ -252,10 +250,6 @@ export class ServerConnection {
         resolve(true);
       });
     });
-  }
-
-  get hasConnectedOnce(): boolean {
-    return this.connectedOnce;
   }
 
   close(): void {
