@@ -93,7 +93,7 @@ export class Worker {
           labels: config.labels,
           capacity: config.concurrency,
           draining: this.draining,
-          running: this.runner.leases(),
+          running: this.inventory(),
           leftovers: this.leftovers.map((l) => ({ execution_id: l.executionId, epoch: l.epoch, detail: l.detail.slice(0, 1000) })),
         }),
         heartbeat: () => ({ leases: this.runner.leases(), free_slots: this.freeSlots(), draining: this.draining }),
@@ -106,6 +106,13 @@ export class Worker {
         },
       },
     });
+  }
+
+  /** What the hello names: executions running here, and those with reports still to deliver. */
+  private inventory(): Array<{ execution_id: string; epoch: number }> {
+    const running = this.runner.leases();
+    const named = new Set(running.map((r) => r.execution_id));
+    return [...running, ...this.outbox.pendingExecutions().filter((p) => !named.has(p.execution_id))];
   }
 
   private claim(offer: ServerMessage & { type: 'offer' }): void {
@@ -160,7 +167,10 @@ export class Worker {
         this.waiting.clear();
         this.claiming.clear();
         for (const action of message.reconcile) {
-          if (action.action === 'abandon') this.runner.abandon(action.execution_id, action.reason);
+          // Abandon stops what still runs here. Reports of an execution that already ended
+          // locally are left to the replay: the server takes its events (append-only) and
+          // refuses the rest with lease_lost, which drops them.
+          if (action.action === 'abandon' && this.runner.has(action.execution_id)) this.runner.abandon(action.execution_id, action.reason);
         }
         return;
       case 'offer': {

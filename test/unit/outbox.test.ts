@@ -43,6 +43,21 @@ describe('outbox', () => {
     reopened.close();
   });
 
+  it('names the executions that still have reports to deliver, with their epochs', () => {
+    const outbox = new Outbox(stateDir());
+    const other = { ...spec, execution_id: 'exe_bbbbbbbbbbbbbbbbbbbb', epoch: 5 };
+    outbox.enqueue({ type: 'execution.finished', id: 'f', execution_id: spec.execution_id, epoch: 2, outcome: 'succeeded', exit_code: 0, failure_reason: null, message: null });
+    outbox.enqueue({ type: 'execution.started', id: 's', execution_id: other.execution_id, epoch: 5 });
+    outbox.enqueue({ type: 'execution.finished', id: 'g', execution_id: other.execution_id, epoch: 5, outcome: 'failed', exit_code: 1, failure_reason: 'exit_code', message: 'x' });
+    expect(outbox.pendingExecutions()).toEqual([
+      { execution_id: spec.execution_id, epoch: 2 },
+      { execution_id: other.execution_id, epoch: 5 },
+    ]);
+    outbox.ack('f');
+    expect(outbox.pendingExecutions()).toEqual([{ execution_id: other.execution_id, epoch: 5 }]);
+    outbox.close();
+  });
+
   it('ignores a repeated report id and drops everything of an execution whose lease was lost', () => {
     const outbox = new Outbox(stateDir());
     outbox.rememberExecution(spec, 1);

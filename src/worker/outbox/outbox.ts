@@ -100,6 +100,19 @@ export class Outbox {
     return this.pendingStmt.all(afterPosition, limit).map((row) => ({ position: row.position, message: JSON.parse(row.body) as ReportMessage }));
   }
 
+  /**
+   * Executions with reports not yet acknowledged. A worker names them in its hello even when
+   * they finished locally, so a server that restarted before acknowledging a `finished` keeps
+   * the lease and accepts the replay instead of ending the execution as lost.
+   */
+  pendingExecutions(): Array<{ execution_id: string; epoch: number }> {
+    return this.db
+      .prepare<[], { execution_id: string; epoch: number }>(
+        "SELECT execution_id, json_extract(body, '$.epoch') AS epoch FROM outbox GROUP BY execution_id ORDER BY min(position)",
+      )
+      .all();
+  }
+
   get size(): number {
     return this.countStmt.get()?.n ?? 0;
   }
