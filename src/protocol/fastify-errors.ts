@@ -1,9 +1,24 @@
 /**
- * Errors fastify raises before a route handler runs (body parsing, content type, size), in our
+ * HTTP statuses of our error codes, and the errors fastify raises before a route handler runs (body parsing, content type, size), in our
  * words. Shared by the control plane's API and the worker's task gateway, which both speak
  * `{"error": {"code", "message"}}`.
  */
-import { AirlockError } from './errors.js';
+import { AirlockError, type ErrorCode } from './errors.js';
+
+/** The HTTP status of each error code: one table for the API and the task gateway. */
+export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
+  validation: 400,
+  payload_too_large: 413,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  lease_lost: 409,
+  retryable: 503,
+  // The worker protocol's code for a malformed message; on HTTP it is the client's fault too.
+  protocol: 400,
+  internal: 500,
+};
 
 export interface FastifyLikeError {
   code?: unknown;

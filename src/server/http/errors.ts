@@ -7,8 +7,8 @@
  * message): the client gets a request id to quote, the log gets the details.
  */
 import { z } from 'zod';
-import { AirlockError, RetryableError, isAirlockError, type ErrorCode } from '../../protocol/errors.js';
-import { fromFastifyError } from '../../protocol/fastify-errors.js';
+import { AirlockError, RetryableError, isAirlockError } from '../../protocol/errors.js';
+import { HTTP_STATUS_BY_CODE, fromFastifyError } from '../../protocol/fastify-errors.js';
 import { MAX_REQUEST_BODY_BYTES, MAX_PROMPT_BYTES } from '../../protocol/task.js';
 
 /** The wire shape of every error response (also published in the OpenAPI document). */
@@ -21,19 +21,7 @@ export const ErrorBody = z
   });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
-const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
-  validation: 400,
-  payload_too_large: 413,
-  unauthenticated: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  lease_lost: 409,
-  retryable: 503,
-  // The worker protocol's code for a malformed message; on HTTP it is the client's fault too.
-  protocol: 400,
-  internal: 500,
-};
+const STATUS_BY_CODE = HTTP_STATUS_BY_CODE;
 
 export interface HttpError {
   status: number;

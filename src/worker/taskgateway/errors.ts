@@ -3,22 +3,11 @@
  * `{"error":{"code","message"[,"field"][,"expected_seq"]}}`: ours (AirlockError), fastify's own
  * (bad JSON, body too large, wrong content type) and unexpected ones (500, no internals).
  */
-import { AirlockError, RetryableError, isAirlockError, type ErrorCode } from '../../protocol/errors.js';
-import { fromFastifyError } from '../../protocol/fastify-errors.js';
+import { AirlockError, RetryableError, isAirlockError } from '../../protocol/errors.js';
+import { HTTP_STATUS_BY_CODE, fromFastifyError } from '../../protocol/fastify-errors.js';
 import { MAX_REQUEST_BODY_BYTES } from '../../protocol/task.js';
 
-const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
-  validation: 400,
-  payload_too_large: 413,
-  unauthenticated: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  lease_lost: 409,
-  retryable: 503,
-  protocol: 400,
-  internal: 500,
-};
+const STATUS_BY_CODE = HTTP_STATUS_BY_CODE;
 
 export interface GatewayErrorBody {
   error: { code: string; message: string; field?: string; expected_seq?: number };
