@@ -138,7 +138,7 @@ function taskRows(tasks: readonly TaskView[]): string {
   const now = Date.now();
   return formatTable(
     ['ID', 'STATE', 'HARNESS', 'WORKER', 'CREATED', 'TITLE'],
-    tasks.map((t) => [t.id, t.cancel_requested && !isTerminal(t.state) ? `${t.state} (cancelling)` : t.state, t.harness, t.worker_id ?? '-', formatAge(t.created_at, now), summarize(t.title ?? t.prompt, 50)]),
+    tasks.map((t) => [t.id, t.cancel_requested && !isTerminal(t.state) ? `${t.state} (cancelling)` : t.state, t.harness, t.executions.at(-1)?.worker_id ?? t.worker_id ?? '-', formatAge(t.created_at, now), summarize(t.title ?? t.prompt, 50)]),
   );
 }
 
@@ -148,7 +148,7 @@ function showTask(task: TaskView): void {
     ['title', task.title ?? '-'],
     ['state', task.state + (task.cancel_requested && !isTerminal(task.state) ? ' (cancellation requested)' : '')],
     ['harness', task.harness],
-    ['worker', task.worker_id ?? 'any'],
+    ['routed to', task.worker_id ?? 'any worker'],
     ['timeout', task.timeout_seconds === null ? '-' : `${task.timeout_seconds}s`],
     ['created', task.created_at],
     ['started', task.started_at ?? '-'],
