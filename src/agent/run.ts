@@ -46,6 +46,8 @@ export interface RunAgentOptions {
   handleSignals?: boolean;
   /** Test seam: how long to keep trying to reach the gateway for the spec. */
   specDeadlineMs?: number;
+  /** Where the token comes from when AIRLOCK_TASK_TOKEN_STDIN=1 (default: process.stdin). */
+  stdin?: NodeJS.ReadableStream;
 }
 
 export async function runAgent(options: RunAgentOptions): Promise<number> {
@@ -53,7 +55,7 @@ export async function runAgent(options: RunAgentOptions): Promise<number> {
   const { env } = options;
 
   const gatewayValue = env[AGENT_ENV.gateway];
-  const token = env[AGENT_ENV.token];
+  const token = env[AGENT_ENV.token] ?? (env[AGENT_ENV.tokenOnStdin] === '1' ? await readTokenLine(options.stdin ?? process.stdin) : undefined);
   if (!gatewayValue || !token) {
     const missing = [!gatewayValue && AGENT_ENV.gateway, !token && AGENT_ENV.token].filter(Boolean).join(' and ');
     say(
@@ -172,6 +174,7 @@ async function runExecution(
 function harnessEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const copy = { ...env };
   delete copy[AGENT_ENV.token];
+  delete copy[AGENT_ENV.tokenOnStdin];
   return copy;
 }
 
@@ -202,4 +205,33 @@ async function postResult(client: GatewayClient, result: AgentResult, say: (line
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** How long to wait for the token on stdin: the backend writes it before the agent even starts. */
+const STDIN_TOKEN_TIMEOUT_MS = 5000;
+/** A token is 43 base64url characters; anything much longer is not a token. */
+const MAX_TOKEN_LINE = 1024;
+
+/** The first line of `input` (the task token handed over by the backend), or undefined. */
+async function readTokenLine(input: NodeJS.ReadableStream): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let buffer = '';
+    const done = (value: string | undefined) => {
+      clearTimeout(timer);
+      input.removeListener('data', onData);
+      input.removeListener('end', onEnd);
+      if ('pause' in input && typeof input.pause === 'function') input.pause();
+      resolve(value && value.length > 0 ? value : undefined);
+    };
+    const onData = (chunk: Buffer | string) => {
+      buffer += chunk.toString();
+      const newline = buffer.indexOf('\n');
+      if (newline !== -1) done(buffer.slice(0, newline).trim());
+      else if (buffer.length > MAX_TOKEN_LINE) done(undefined);
+    };
+    const onEnd = () => done(buffer.trim());
+    const timer = setTimeout(() => done(undefined), STDIN_TOKEN_TIMEOUT_MS);
+    input.on('data', onData);
+    input.on('end', onEnd);
+  });
 }

@@ -23,6 +23,11 @@ export const GATEWAY_PATHS = {
 export const AGENT_ENV = {
   gateway: 'AIRLOCK_GATEWAY', // "unix:/path/to/socket" or "http://host:port"
   token: 'AIRLOCK_TASK_TOKEN',
+  /**
+   * "1": the token is not in the environment but on the first line of standard input — so it
+   * never appears in the agent's /proc/<pid>/environ, which the task's own processes could read.
+   */
+  tokenOnStdin: 'AIRLOCK_TASK_TOKEN_STDIN',
   executionId: 'AIRLOCK_EXECUTION_ID',
   workdir: 'AIRLOCK_WORKDIR',
 } as const;

@@ -221,14 +221,15 @@ export function describeBackendConformance(name: string, makeBackend: MakeBacken
         const backend = await backendFor();
         const run = await startTask(
           backend,
-          'env\necho "HOME=$HOME"\ncat /proc/self/environ | tr "\\0" "\\n" | sed "s/^/environ:/"\ntr "\\0" "\\n" < /proc/$PPID/environ | grep -v "^AIRLOCK_TASK_TOKEN=" | sed "s/^/agent-environ:/"',
+          'env\necho "HOME=$HOME"\ncat /proc/self/environ | tr "\\0" "\\n" | sed "s/^/environ:/"\ntr "\\0" "\\n" < /proc/$PPID/environ | sed "s/^/agent-environ:/"',
         );
         expect((await finish(run)).exitCode).toBe(0);
         const out = run.output();
         expect(out).not.toContain(secret);
         expect(out).not.toContain('AIRLOCK_API_KEY');
         expect(out).not.toContain('worker-only-value');
-        expect(out).not.toContain('AIRLOCK_TASK_TOKEN');
+        // The task token is in no environment, not even the agent's (it arrives on its stdin).
+        expect(out).not.toMatch(/AIRLOCK_TASK_TOKEN=/);
         expect(out).toContain('agent-environ:HOME='); // the agent runtime's own environment was inspected too
         const names = new Set([...out.matchAll(/^(?:environ:|agent-environ:)?([A-Za-z_][A-Za-z0-9_]*)=/gm)].map((m) => m[1]!));
         // Nothing of the worker's own environment reaches the task, except names a backend sets itself.

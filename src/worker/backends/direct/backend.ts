@@ -22,6 +22,7 @@ import { constants } from 'node:os';
 import { silentLog, type Log } from '../../../lib/log.js';
 import { processStartTime } from '../../../lib/procfs.js';
 import { describeError } from '../../../protocol/errors.js';
+import { AGENT_ENV } from '../../../protocol/gateway.js';
 import { ExecutionId } from '../../../protocol/task.js';
 import { assertSocketPathFits } from '../../taskgateway/socket.js';
 import type { Backend, ExitStatus, Leftover, PrepareRequest, PreparedEnvironment, RunningExecution, StartRequest } from '../backend.js';
@@ -283,7 +284,16 @@ export class DirectBackend implements Backend {
 
   private async runAgent(tracked: Tracked, env: Record<string, string>): Promise<ExitStatus> {
     const [program, ...args] = this.options.agentCommand;
-    const child = spawn(program!, args, { cwd: tracked.layout.work, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The task token goes to the agent on stdin, never in an environment: the task's processes
+    // run as the same user and could read the agent's /proc/<pid>/environ.
+    const token = env[AGENT_ENV.token];
+    const agentEnv = withoutToken(env);
+    if (token !== undefined) agentEnv[AGENT_ENV.tokenOnStdin] = '1';
+    const child = spawn(program!, args, { cwd: tracked.layout.work, env: agentEnv, detached: true, stdio: [token === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (token !== undefined && child.stdin) {
+      child.stdin.on('error', () => undefined); // an agent that died at once: its exit says so
+      child.stdin.end(`${token}\n`);
+    }
     const diagnostics: string[] = [];
     let diagnosticsBytes = 0;
     const keep = (text: string) => {
@@ -292,6 +302,7 @@ export class DirectBackend implements Backend {
       while (diagnosticsBytes > DIAGNOSTICS_BYTES && diagnostics.length > 1) diagnosticsBytes -= diagnostics.shift()!.length;
     };
     for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue; // always piped; the type cannot tell
       stream.setEncoding('utf8');
       stream.on('data', (text: string) => {
         keep(text);
@@ -319,7 +330,7 @@ export class DirectBackend implements Backend {
     timeoutMs: number,
     output: (text: string) => void,
   ): Promise<CommandRun> {
-    const child = spawn('bash', ['-c', command], { cwd: tracked.layout.work, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['-c', command], { cwd: tracked.layout.work, env: withoutToken(env), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     for (const stream of [child.stdout, child.stderr]) {
       stream.setEncoding('utf8');
       stream.on('data', output);
@@ -433,4 +444,11 @@ async function makeWritable(dir: string): Promise<void> {
   for (const entry of entries) {
     if (entry.isDirectory()) await makeWritable(path.join(dir, entry.name));
   }
+}
+
+/** The environment without the task token (setup/teardown commands never need it). */
+function withoutToken(env: Record<string, string>): Record<string, string> {
+  const copy = { ...env };
+  delete copy[AGENT_ENV.token];
+  return copy;
 }
