@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent.js';
+import { registerDevCommands } from './dev.js';
 import { registerAdminCommands } from './admin.js';
 import { registerTaskCommands } from './task.js';
 import { registerServerCommand } from './server.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerTaskCommands(program);
   registerAdminCommands(program);
   registerAgentCommands(program);
+  registerDevCommands(program);
   return program;
 }
 

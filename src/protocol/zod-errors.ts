@@ -9,7 +9,9 @@ import { ValidationError } from './errors.js';
 function pathOf(issue: z.core.$ZodIssue, prefix: string): string {
   const parts = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p)));
   const joined = parts.reduce((acc, part) => (part.startsWith('[') ? acc + part : acc ? `${acc}.${part}` : part), '');
-  return prefix ? (joined ? `${prefix}.${joined}` : prefix) : joined || '(root)';
+  if (!prefix) return joined || '(root)';
+  if (!joined) return prefix;
+  return joined.startsWith('[') ? `${prefix}${joined}` : `${prefix}.${joined}`;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, where: string): string {
