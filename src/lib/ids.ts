@@ -27,7 +27,7 @@ export function randomBase32(length: number): string {
   return out;
 }
 
-export type IdPrefix = 'tsk' | 'exe' | 'team' | 'key' | 'off' | 'msg' | 'evt' | 'wsn';
+export type IdPrefix = 'tsk' | 'exe' | 'team' | 'key' | 'off' | 'msg' | 'evt' | 'wsn' | 'env';
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${randomBase32(20)}`;

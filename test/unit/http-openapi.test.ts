@@ -54,6 +54,11 @@ describe('the OpenAPI document', () => {
     expect(documented).toEqual(registered);
     expect(documented).toEqual(
       [
+        'DELETE /api/v1/environments/{id}',
+        'GET /api/v1/environments',
+        'GET /api/v1/environments/{id}',
+        'PATCH /api/v1/environments/{id}',
+        'POST /api/v1/environments',
         'GET /api/v1/openapi.json',
         'GET /api/v1/tasks',
         'GET /api/v1/tasks/{id}',

@@ -9,7 +9,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newId } from '../../src/lib/ids.js';
 import { ACTIVE_EXECUTION_STATES, TASK_STATES, TERMINAL_TASK_STATES } from '../../src/protocol/lifecycle.js';
-import type { ExecutionRecord, Store, TaskRecord } from '../../src/server/store/store.js';
+import type { ExecutionRecord, NewEnvironment, Store, TaskRecord } from '../../src/server/store/store.js';
 
 export interface OpenedStore {
   store: Store;
@@ -1022,6 +1022,100 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
         await expectConsistent(a.id, t.id);
       }
       for (const t of tasks) await expectConsistent(a.id, t.id);
+    });
+
+    // ── environments ──
+
+    describe('environments', () => {
+      function environment(teamId: string, name: string, overrides: Partial<NewEnvironment> = {}): NewEnvironment {
+        return {
+          id: newId('env'),
+          teamId,
+          name,
+          image: null,
+          repositories: [],
+          setupCommands: [],
+          setupTimeoutSeconds: null,
+          secretNames: [],
+          envNames: [],
+          now: tick(),
+          ...overrides,
+        };
+      }
+
+      it('creates, gets and lists (by name), with every field round-tripped', async () => {
+        const t = await team();
+        const full = environment(t.id, 'web', {
+          image: 'ghcr.io/acme/web:1',
+          repositories: [{ url: 'https://github.com/acme/web.git', ref: 'main' }, { url: '/srv/mirror' }],
+          setupCommands: ['npm ci', 'echo "quoted" \\ and ünïcode'],
+          setupTimeoutSeconds: 600,
+          secretNames: ['GITHUB_TOKEN'],
+          envNames: ['CI', 'NODE_ENV'],
+        });
+        const created = await store.createEnvironment(full);
+        const { now: at, ...fields } = full;
+        expect(created).toEqual({ ...fields, createdAt: at, updatedAt: at });
+        expect(await store.getEnvironment(t.id, full.id)).toEqual(created);
+        const api = await store.createEnvironment(environment(t.id, 'api'));
+        expect((await store.listEnvironments(t.id)).map((e) => e.id)).toEqual([api.id, created.id]);
+        expect(await store.getEnvironment(t.id, 'env_missing')).toBeUndefined();
+      });
+
+      it("is team-scoped: another team's environment is not found, updated or deleted", async () => {
+        const a = await team();
+        const b = await team();
+        const env = await store.createEnvironment(environment(a.id, 'shared-name'));
+        expect(await store.getEnvironment(b.id, env.id)).toBeUndefined();
+        expect(await store.listEnvironments(b.id)).toEqual([]);
+        expect(await store.updateEnvironment(b.id, env.id, { image: 'evil:1' }, tick())).toBeUndefined();
+        expect(await store.deleteEnvironment(b.id, env.id)).toBe(false);
+        expect(await store.getEnvironment(a.id, env.id)).toEqual(env);
+        // The same name in another team is fine.
+        await store.createEnvironment(environment(b.id, 'shared-name'));
+      });
+
+      it('refuses a duplicate name in the team with a ConflictError naming it', async () => {
+        const t = await team();
+        await store.createEnvironment(environment(t.id, 'dup'));
+        await expect(store.createEnvironment(environment(t.id, 'dup'))).rejects.toMatchObject({ code: 'conflict', message: expect.stringContaining('"dup"') });
+        expect(await store.listEnvironments(t.id)).toHaveLength(1);
+      });
+
+      it('refuses an environment of an unknown team', async () => {
+        await expect(store.createEnvironment(environment('team_unknown', 'x'))).rejects.toMatchObject({ code: 'not_found' });
+      });
+
+      it('updates only the given fields, bumps updatedAt, and clears with null', async () => {
+        const t = await team();
+        const env = await store.createEnvironment(environment(t.id, 'one', { image: 'alpine:3', setupCommands: ['make'], setupTimeoutSeconds: 60 }));
+        const at = tick();
+        const updated = await store.updateEnvironment(t.id, env.id, { name: 'two', image: null, secretNames: ['TOKEN'] }, at);
+        expect(updated).toEqual({ ...env, name: 'two', image: null, secretNames: ['TOKEN'], updatedAt: at });
+        expect(await store.getEnvironment(t.id, env.id)).toEqual(updated);
+        const untouched = await store.updateEnvironment(t.id, env.id, {}, tick());
+        expect(untouched).toMatchObject({ name: 'two', setupCommands: ['make'], setupTimeoutSeconds: 60 });
+      });
+
+      it('refuses renaming onto a taken name, changing nothing', async () => {
+        const t = await team();
+        await store.createEnvironment(environment(t.id, 'taken'));
+        const env = await store.createEnvironment(environment(t.id, 'mine'));
+        await expect(store.updateEnvironment(t.id, env.id, { name: 'taken', image: 'x:1' }, tick())).rejects.toMatchObject({ code: 'conflict', message: expect.stringContaining('"taken"') });
+        expect(await store.getEnvironment(t.id, env.id)).toEqual(env);
+        // Renaming to its own name is not a conflict.
+        expect(await store.updateEnvironment(t.id, env.id, { name: 'mine' }, tick())).toMatchObject({ name: 'mine' });
+      });
+
+      it('deletes once; the name is free again', async () => {
+        const t = await team();
+        const env = await store.createEnvironment(environment(t.id, 'gone'));
+        expect(await store.deleteEnvironment(t.id, env.id)).toBe(true);
+        expect(await store.deleteEnvironment(t.id, env.id)).toBe(false);
+        expect(await store.getEnvironment(t.id, env.id)).toBeUndefined();
+        expect(await store.updateEnvironment(t.id, env.id, { image: 'x:1' }, tick())).toBeUndefined();
+        await store.createEnvironment(environment(t.id, 'gone'));
+      });
     });
   });
 }

@@ -12,6 +12,7 @@ import { randomBase32 } from '../../lib/ids.js';
 import { AirlockError } from '../../protocol/errors.js';
 import { MAX_REQUEST_BODY_BYTES } from '../../protocol/task.js';
 import type { ServerContext } from '../context.js';
+import { environmentRoutes } from './environments.js';
 import { toHttpError } from './errors.js';
 import { Followers, SSE_KEEPALIVE_MS, closeFollowersOnShutdown, eventRoutes } from './events.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -41,7 +42,7 @@ export function apiRoutes(ctx: ServerContext, followers: Followers, options: Req
       version: API_VERSION,
       description: 'Control plane API of Airlock: tasks, their transcripts, and workers. Authenticate with `Authorization: Bearer <team API key>`.',
     }));
-  routes.push(...taskRoutes(ctx), ...eventRoutes(ctx, followers, { keepAliveMs: options.sseKeepAliveMs }), ...workerRoutes(ctx), ...opsRoutes(ctx, openApi));
+  routes.push(...taskRoutes(ctx), ...environmentRoutes(ctx), ...eventRoutes(ctx, followers, { keepAliveMs: options.sseKeepAliveMs }), ...workerRoutes(ctx), ...opsRoutes(ctx, openApi));
   return routes;
 }
 

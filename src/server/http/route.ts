@@ -32,7 +32,7 @@ export interface RouteInput<A extends AuthMode, P, Q, B> {
 type Out<S> = S extends z.ZodType ? z.output<S> : undefined;
 
 export interface RouteSpec<A extends AuthMode = AuthMode, P = unknown, Q = unknown, B = unknown> {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** Fastify syntax (`/api/v1/tasks/:id`); openapi.ts turns `:id` into `{id}`. */
   url: string;
   operationId: string;

@@ -34,6 +34,7 @@ import { migrateToLatest } from './migrations/index.js';
 import {
   apiKeyFromRow,
   auditFromRow,
+  environmentFromRow,
   eventFromRow,
   executionFromRow,
   messageFromRow,
@@ -48,12 +49,15 @@ import type {
   CancelResult,
   ClaimResult,
   EndedExecution,
+  EnvironmentPatch,
+  EnvironmentRecord,
   EventRecord,
   ExecutionRecord,
   ExecutionRef,
   FenceResult,
   FinishInput,
   MessageRecord,
+  NewEnvironment,
   NewTask,
   Store,
   TaskListFilter,
@@ -725,6 +729,65 @@ class KyselyStore implements Store {
     return rows.map(executionFromRow);
   }
 
+  // ── environments ──
+
+  async createEnvironment(environment: NewEnvironment): Promise<EnvironmentRecord> {
+    const { now, ...fields } = environment;
+    const record: EnvironmentRecord = { ...fields, createdAt: now, updatedAt: now };
+    await uniqueName(environment.name, () =>
+      referencing(`team ${environment.teamId}`, () =>
+        this.#db
+          .insertInto('environments')
+          .values({
+            id: record.id,
+            team_id: record.teamId,
+            name: record.name,
+            image: record.image,
+            repositories: JSON.stringify(record.repositories),
+            setup_commands: JSON.stringify(record.setupCommands),
+            setup_timeout_seconds: record.setupTimeoutSeconds,
+            secret_names: JSON.stringify(record.secretNames),
+            env_names: JSON.stringify(record.envNames),
+            created_at: now,
+            updated_at: now,
+          })
+          .execute(),
+      ),
+    );
+    return record;
+  }
+
+  async getEnvironment(teamId: string, id: string): Promise<EnvironmentRecord | undefined> {
+    const row = await this.#db.selectFrom('environments').selectAll().where('team_id', '=', teamId).where('id', '=', id).executeTakeFirst();
+    return row && environmentFromRow(row);
+  }
+
+  async listEnvironments(teamId: string): Promise<EnvironmentRecord[]> {
+    const rows = await this.#db.selectFrom('environments').selectAll().where('team_id', '=', teamId).orderBy('name').execute();
+    return rows.map(environmentFromRow);
+  }
+
+  async updateEnvironment(teamId: string, id: string, patch: EnvironmentPatch, now: number): Promise<EnvironmentRecord | undefined> {
+    const set: Record<string, unknown> = { updated_at: now };
+    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.image !== undefined) set.image = patch.image;
+    if (patch.repositories !== undefined) set.repositories = JSON.stringify(patch.repositories);
+    if (patch.setupCommands !== undefined) set.setup_commands = JSON.stringify(patch.setupCommands);
+    if (patch.setupTimeoutSeconds !== undefined) set.setup_timeout_seconds = patch.setupTimeoutSeconds;
+    if (patch.secretNames !== undefined) set.secret_names = JSON.stringify(patch.secretNames);
+    if (patch.envNames !== undefined) set.env_names = JSON.stringify(patch.envNames);
+    const result = await uniqueName(patch.name ?? '', () =>
+      this.#db.updateTable('environments').set(set).where('team_id', '=', teamId).where('id', '=', id).executeTakeFirst(),
+    );
+    if (Number(result.numUpdatedRows) === 0) return undefined;
+    return this.getEnvironment(teamId, id);
+  }
+
+  async deleteEnvironment(teamId: string, id: string): Promise<boolean> {
+    const result = await this.#db.deleteFrom('environments').where('team_id', '=', teamId).where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
   // ── transcripts ──
 
   async appendEvents(
@@ -881,6 +944,20 @@ async function referencing<T>(what: string, insert: () => Promise<T>): Promise<T
     const code = (err as { code?: unknown } | null)?.code;
     // SQLite (better-sqlite3) and PostgreSQL (SQLSTATE foreign_key_violation).
     if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || code === '23503') throw new NotFoundError(what);
+    throw err;
+  }
+}
+
+/** A unique-index violation on an environment's (team, name) becomes a ConflictError naming it. */
+async function uniqueName<T>(name: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    // SQLite (better-sqlite3) and PostgreSQL (SQLSTATE unique_violation).
+    if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505') {
+      throw new ConflictError(`an environment named "${name}" already exists in this team — choose another name, or update that environment`);
+    }
     throw err;
   }
 }

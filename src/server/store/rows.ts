@@ -9,10 +9,11 @@
 import type { Selectable } from 'kysely';
 import type { ExecutionState, FailureReason, TaskState } from '../../protocol/lifecycle.js';
 import type { EventKind, Harness } from '../../protocol/task.js';
-import type { ApiKeysTable, AuditLogTable, EventsTable, ExecutionsTable, MessagesTable, TasksTable, TeamsTable, WorkersTable } from './schema.js';
+import type { ApiKeysTable, AuditLogTable, EnvironmentsTable, EventsTable, ExecutionsTable, MessagesTable, TasksTable, TeamsTable, WorkersTable } from './schema.js';
 import type {
   ApiKeyRecord,
   AuditRecord,
+  EnvironmentRecord,
   EventRecord,
   ExecutionRecord,
   MessageRecord,
@@ -133,5 +134,21 @@ export function auditFromRow(r: Selectable<AuditLogTable>): AuditRecord {
     target: r.target,
     detail: json<Record<string, unknown>>(r.detail),
     at: ms(r.at),
+  };
+}
+
+export function environmentFromRow(r: Selectable<EnvironmentsTable>): EnvironmentRecord {
+  return {
+    id: r.id,
+    teamId: r.team_id,
+    name: r.name,
+    image: r.image,
+    repositories: json<EnvironmentRecord['repositories']>(r.repositories),
+    setupCommands: json<string[]>(r.setup_commands),
+    setupTimeoutSeconds: r.setup_timeout_seconds === null ? null : Number(r.setup_timeout_seconds),
+    secretNames: json<string[]>(r.secret_names),
+    envNames: json<string[]>(r.env_names),
+    createdAt: ms(r.created_at),
+    updatedAt: ms(r.updated_at),
   };
 }

@@ -115,6 +115,24 @@ export interface AuditLogTable {
   at: Millis;
 }
 
+export interface EnvironmentsTable {
+  id: string;
+  team_id: string;
+  name: string;
+  image: string | null;
+  /** JSON array of { url, ref? }. */
+  repositories: string;
+  /** JSON array of strings. */
+  setup_commands: string;
+  setup_timeout_seconds: number | null;
+  /** JSON array of variable names. */
+  secret_names: string;
+  /** JSON array of variable names. */
+  env_names: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
 export interface Database {
   teams: TeamsTable;
   api_keys: ApiKeysTable;
@@ -124,6 +142,7 @@ export interface Database {
   events: EventsTable;
   messages: MessagesTable;
   audit_log: AuditLogTable;
+  environments: EnvironmentsTable;
 }
 
 export type StoreDialect = 'sqlite' | 'postgres';

@@ -177,6 +177,27 @@ export interface EndedExecution {
   execution: ExecutionRecord;
 }
 
+/** A team's named recipe for tasks (protocol/environment.ts). Variable NAMES only, never values. */
+export interface EnvironmentRecord {
+  id: string;
+  teamId: string;
+  /** Unique within the team. */
+  name: string;
+  image: string | null;
+  repositories: Array<{ url: string; ref?: string }>;
+  setupCommands: string[];
+  setupTimeoutSeconds: number | null;
+  secretNames: string[];
+  envNames: string[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type NewEnvironment = Omit<EnvironmentRecord, 'createdAt' | 'updatedAt'> & { now: number };
+
+/** The fields an update may change; absent fields stay as they are. */
+export type EnvironmentPatch = Partial<Omit<EnvironmentRecord, 'id' | 'teamId' | 'createdAt' | 'updatedAt'>>;
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Apply pending migrations (versioned, in order, each in a transaction). */
@@ -261,6 +282,17 @@ export interface Store {
   requestCancel(input: { teamId: string; taskId: string; now: number; message: string }): Promise<CancelResult | undefined>;
   /** Active executions of this worker whose task has a pending cancellation. */
   pendingCancels(teamId: string, workerId: string): Promise<ExecutionRecord[]>;
+
+  // ── environments (team-scoped: another team's environment is simply not found) ──
+  /** ConflictError naming the name if the team already has an environment called that. */
+  createEnvironment(environment: NewEnvironment): Promise<EnvironmentRecord>;
+  getEnvironment(teamId: string, id: string): Promise<EnvironmentRecord | undefined>;
+  /** By name, A→Z. */
+  listEnvironments(teamId: string): Promise<EnvironmentRecord[]>;
+  /** Undefined if not found; ConflictError if the new name is taken by another environment. */
+  updateEnvironment(teamId: string, id: string, patch: EnvironmentPatch, now: number): Promise<EnvironmentRecord | undefined>;
+  /** False if not found. */
+  deleteEnvironment(teamId: string, id: string): Promise<boolean>;
 
   // ── transcripts ──
   /**

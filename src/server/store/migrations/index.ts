@@ -11,6 +11,7 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import { describeError } from '../../../protocol/errors.js';
 import type { Database, StoreDialect } from '../schema.js';
 import { initialSchema } from './0001-initial.js';
+import { environmentsSchema } from './0002-environments.js';
 
 /** Our own table names, so an operator reading the schema knows whose bookkeeping it is. */
 export const MIGRATION_TABLE = 'airlock_migration';
@@ -19,6 +20,7 @@ export const MIGRATION_LOCK_TABLE = 'airlock_migration_lock';
 export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   const migrations: Record<string, Migration> = {
     '0001-initial': initialSchema(dialect),
+    '0002-environments': environmentsSchema(),
   };
   return { getMigrations: async () => migrations };
 }
