@@ -14,6 +14,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Backoff } from '../lib/backoff.js';
+import { EnvironmentList, EnvironmentView, type EnvironmentCreate, type EnvironmentUpdate } from '../protocol/environment.js';
 import { describeError } from '../protocol/errors.js';
 import { parseOrThrow } from '../protocol/zod-errors.js';
 import type { TaskState } from '../protocol/lifecycle.js';
@@ -148,6 +149,9 @@ const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.stri
 
 export type NewTask = Pick<TaskCreate, 'prompt'> & Partial<Omit<TaskCreate, 'prompt'>>;
 
+/** What a client sends to create an environment: fields with server defaults may be left out. */
+export type EnvironmentCreateInput = z.input<typeof EnvironmentCreate>;
+
 export interface ListTasksQuery {
   state?: TaskState;
   workerId?: string;
@@ -235,6 +239,29 @@ export class ApiClient {
 
   async listWorkers(): Promise<WorkerView[]> {
     return (await this.call('GET', '/api/v1/workers', z.object({ workers: z.array(WorkerView) }))).workers;
+  }
+
+  createEnvironment(body: EnvironmentCreateInput): Promise<EnvironmentView> {
+    return this.call('POST', '/api/v1/environments', EnvironmentView, { body });
+  }
+
+  async listEnvironments(): Promise<EnvironmentView[]> {
+    return (await this.call('GET', '/api/v1/environments', EnvironmentList)).environments;
+  }
+
+  getEnvironment(id: string): Promise<EnvironmentView> {
+    return this.call('GET', `/api/v1/environments/${encodeURIComponent(id)}`, EnvironmentView);
+  }
+
+  updateEnvironment(id: string, body: EnvironmentUpdate): Promise<EnvironmentView> {
+    return this.call('PATCH', `/api/v1/environments/${encodeURIComponent(id)}`, EnvironmentView, { body });
+  }
+
+  /** 204 with no body on success. */
+  async deleteEnvironment(id: string): Promise<void> {
+    const path = `/api/v1/environments/${encodeURIComponent(id)}`;
+    const response = await this.send('DELETE', path, { signal: AbortSignal.timeout(this.options.requestTimeoutMs) });
+    if (!response.ok) throw this.errorOf(response, await response.text());
   }
 
   private async call<S extends z.ZodType>(method: string, path: string, schema: S, init: { body?: unknown } = {}): Promise<z.output<S>> {

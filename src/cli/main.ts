@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent.js';
 import { registerDevCommands } from './dev.js';
+import { registerEnvCommands } from './env.js';
 import { registerAdminCommands } from './admin.js';
 import { registerTaskCommands } from './task.js';
 import { registerServerCommand } from './server.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerServerCommand(program);
   registerWorkerCommands(program);
   registerTaskCommands(program);
+  registerEnvCommands(program);
   registerAdminCommands(program);
   registerAgentCommands(program);
   registerDevCommands(program);
