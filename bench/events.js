@@ -4,7 +4,7 @@
 //  2. Latency at 1,000 events/s: batches of 10 every 10 ms (the agent's own batching interval),
 //     measured from the moment an event is made to the moment an SSE follower receives it.
 import WebSocket from 'ws';
-import { benchServer, createTasks, percentile, report, ms } from './lib.js';
+import { benchServer, createTasks, percentile, report, ms, sseEvents } from './lib.js';
 import { newId } from '../dist/lib/ids.js';
 
 const TOTAL = Number(process.env.BENCH_EVENTS ?? 200_000);
@@ -100,24 +100,14 @@ async function latency(stack) {
   const controller = new AbortController();
   const response = await fetch(`${stack.server.url}/api/v1/tasks/${ids[0]}/events`, { headers: { authorization: `Bearer ${stack.userKey}` }, signal: controller.signal });
   const reader = (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
     try {
-      for await (const chunk of response.body) {
-        const now = Date.now();
-        buffer += decoder.decode(chunk, { stream: true });
-        let i;
-        while ((i = buffer.indexOf('\n\n')) !== -1) {
-          const block = buffer.slice(0, i);
-          buffer = buffer.slice(i + 2);
-          const data = block.split('\n').find((l) => l.startsWith('data: '));
-          if (block.includes('event: transcript') && data) samples.push(now - JSON.parse(data.slice(6)).ts);
-        }
+      for await (const { event, data, receivedAt } of sseEvents(response.body)) {
+        if (event === 'transcript') samples.push(receivedAt - data.ts);
       }
     } catch {
       /* aborted */
     }
-  })();
+  })();;
   await new Promise((r) => setTimeout(r, 200));
   const SECONDS = 5;
   let seq = 0;

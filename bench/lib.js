@@ -78,6 +78,28 @@ export async function benchServer(settings = {}) {
   };
 }
 
+/**
+ * The server-sent events of a response body, in order, each with when it arrived (wall clock
+ * for comparing with event timestamps, monotonic for durations). Comment blocks are skipped.
+ */
+export async function* sseEvents(body) {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body) {
+    const receivedAt = Date.now();
+    const receivedMono = performance.now();
+    buffer += decoder.decode(chunk, { stream: true });
+    let i;
+    while ((i = buffer.indexOf('\n\n')) !== -1) {
+      const block = buffer.slice(0, i);
+      buffer = buffer.slice(i + 2);
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (data === undefined) continue;
+      yield { event: /^event: (.*)$/m.exec(block)?.[1] ?? 'message', data: JSON.parse(data), receivedAt, receivedMono };
+    }
+  }
+}
+
 export function percentile(values, p) {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TaskGateway } from '../dist/worker/taskgateway/index.js';
 import { newId } from '../dist/lib/ids.js';
-import { benchServer, percentile, report, ms } from './lib.js';
+import { benchServer, percentile, report, ms, sseEvents } from './lib.js';
 
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 30);
 const CLI = resolve(import.meta.dirname, '..', 'bin', 'airlock.js');
@@ -43,24 +43,12 @@ async function floorOnce(dir) {
 
 async function followFirstEvents(base, key, id, started) {
   const response = await fetch(`${base}/api/v1/tasks/${id}/events`, { headers: { authorization: `Bearer ${key}` } });
-  const decoder = new TextDecoder();
-  let buffer = '';
   let first;
-  for await (const chunk of response.body) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let i;
-    while ((i = buffer.indexOf('\n\n')) !== -1) {
-      const block = buffer.slice(0, i);
-      buffer = buffer.slice(i + 2);
-      if (!block.includes('event: transcript')) {
-        if (block.includes('event: end')) return { first, output: undefined };
-        continue;
-      }
-      const now = performance.now() - started;
-      const event = JSON.parse(block.split('\n').find((l) => l.startsWith('data: ')).slice(6));
-      first ??= now;
-      if (event.kind === 'output') return { first, output: now };
-    }
+  for await (const { event, data, receivedMono } of sseEvents(response.body)) {
+    if (event === 'end') break;
+    if (event !== 'transcript') continue;
+    first ??= receivedMono - started;
+    if (data.kind === 'output') return { first, output: receivedMono - started };
   }
   return { first, output: undefined };
 }
@@ -88,22 +76,11 @@ async function latencyAt1k(base, key) {
   });
   const task = await response.json();
   const sse = await fetch(`${base}/api/v1/tasks/${task.id}/events`, { headers: { authorization: `Bearer ${key}` } });
-  const decoder = new TextDecoder();
-  let buffer = '';
   const samples = [];
-  outer: for await (const chunk of sse.body) {
-    const now = Date.now();
-    buffer += decoder.decode(chunk, { stream: true });
-    let i;
-    while ((i = buffer.indexOf('\n\n')) !== -1) {
-      const block = buffer.slice(0, i);
-      buffer = buffer.slice(i + 2);
-      if (block.includes('event: end')) break outer;
-      if (!block.includes('event: transcript')) continue;
-      const event = JSON.parse(block.split('\n').find((l) => l.startsWith('data: ')).slice(6));
-      if (event.kind !== 'output') continue;
-      for (const m of String(event.data.text).matchAll(/t=(\d+)/g)) samples.push(now - Number(m[1]));
-    }
+  for await (const { event, data, receivedAt } of sseEvents(sse.body)) {
+    if (event === 'end') break;
+    if (event !== 'transcript' || data.kind !== 'output') continue;
+    for (const m of String(data.data.text).matchAll(/t=(\d+)/g)) samples.push(receivedAt - Number(m[1]));
   }
   return { p50: percentile(samples, 50), p99: percentile(samples, 99), n: samples.length };
 }
