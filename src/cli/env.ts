@@ -64,6 +64,18 @@ interface FieldFlags {
   env?: string[];
 }
 
+/** The API fields the shared flags set (create and update take the same ones). */
+function fieldsFromFlags(options: FieldFlags): Omit<EnvironmentCreateInput, 'name'> {
+  const fields: Omit<EnvironmentCreateInput, 'name'> = {};
+  if (options.image !== undefined) fields.image = options.image;
+  if (options.repo) fields.repositories = options.repo;
+  if (options.setup) fields.setup_commands = options.setup;
+  if (options.setupTimeout !== undefined) fields.setup_timeout_seconds = options.setupTimeout;
+  if (options.secret) fields.secret_names = options.secret;
+  if (options.env) fields.env_names = options.env;
+  return fields;
+}
+
 function addFieldOptions(command: Command): Command {
   return command
     .option('--image <image>', 'OCI image the task runs in (docker backend)', parseImage)
@@ -98,13 +110,7 @@ export function registerEnvCommands(program: Command): void {
 
   addConnectionOptions(addFieldOptions(env.command('create').description('Create an environment').argument('<name>', 'unique name in the team (lowercase letters, digits, "-")'))).action(
     async (name: string, options: ConnectionFlags & FieldFlags & { json?: boolean }) => {
-      const body: EnvironmentCreateInput = { name: parseName(name) };
-      if (options.image !== undefined) body.image = options.image;
-      if (options.repo) body.repositories = options.repo;
-      if (options.setup) body.setup_commands = options.setup;
-      if (options.setupTimeout !== undefined) body.setup_timeout_seconds = options.setupTimeout;
-      if (options.secret) body.secret_names = options.secret;
-      if (options.env) body.env_names = options.env;
+      const body: EnvironmentCreateInput = { name: parseName(name), ...fieldsFromFlags(options) };
       const client = await clientFor(options);
       const created = await client.createEnvironment(body);
       if (options.json) printJson(created);
@@ -146,14 +152,7 @@ export function registerEnvCommands(program: Command): void {
   addConnectionOptions(
     addFieldOptions(env.command('update').description('Change an environment: list flags replace the whole list').argument('<id>', 'environment id').option('--name <name>', 'rename it', parseName)),
   ).action(async (id: string, options: ConnectionFlags & FieldFlags & { name?: string; json?: boolean }) => {
-    const patch: EnvironmentUpdate = {};
-    if (options.name !== undefined) patch.name = options.name;
-    if (options.image !== undefined) patch.image = options.image;
-    if (options.repo) patch.repositories = options.repo;
-    if (options.setup) patch.setup_commands = options.setup;
-    if (options.setupTimeout !== undefined) patch.setup_timeout_seconds = options.setupTimeout;
-    if (options.secret) patch.secret_names = options.secret;
-    if (options.env) patch.env_names = options.env;
+    const patch: EnvironmentUpdate = { ...(options.name !== undefined ? { name: options.name } : {}), ...fieldsFromFlags(options) };
     if (Object.keys(patch).length === 0) throw new Error('nothing to change — give at least one of --name, --image, --repo, --setup, --setup-timeout, --secret, --env');
     const client = await clientFor(options);
     const view = await client.updateEnvironment(checkEnvironmentId(id), patch);

@@ -59,6 +59,7 @@ import type {
   MessageRecord,
   NewEnvironment,
   NewTask,
+  OfferTasksInput,
   Store,
   TaskListFilter,
   TaskPage,
@@ -388,15 +389,7 @@ class KyselyStore implements Store {
 
   // ── dispatch ──
 
-  async offerTasks(input: {
-    teamId: string;
-    workerId: string;
-    limit: number;
-    now: number;
-    offerDeadline: number;
-    newExecutionId: () => string;
-    newOfferId: () => string;
-  }): Promise<Array<{ task: TaskRecord; execution: ExecutionRecord }>> {
+  async offerTasks(input: OfferTasksInput): Promise<Array<{ task: TaskRecord; execution: ExecutionRecord }>> {
     if (input.limit < 1) return [];
     return this.#tx(async (trx) => {
       const rows = await this.#q.queuedFor(input.limit).rows(trx, { teamId: input.teamId, workerId: input.workerId });

@@ -165,6 +165,16 @@ export interface FinishInput {
   now: number;
 }
 
+export interface OfferTasksInput {
+  teamId: string;
+  workerId: string;
+  limit: number;
+  now: number;
+  offerDeadline: number;
+  newExecutionId: () => string;
+  newOfferId: () => string;
+}
+
 export interface CancelResult {
   task: TaskRecord;
   /** The active execution that must now be stopped by its worker, if one was running. */
@@ -238,15 +248,7 @@ export interface Store {
    * to it), oldest first: each gets a new epoch and an `offered` execution; the task becomes
    * `assigned`. Concurrent callers never offer the same task twice.
    */
-  offerTasks(input: {
-    teamId: string;
-    workerId: string;
-    limit: number;
-    now: number;
-    offerDeadline: number;
-    newExecutionId: () => string;
-    newOfferId: () => string;
-  }): Promise<Array<{ task: TaskRecord; execution: ExecutionRecord }>>;
+  offerTasks(input: OfferTasksInput): Promise<Array<{ task: TaskRecord; execution: ExecutionRecord }>>;
   /** The worker claims an offer before its deadline: the execution becomes `claimed` with a lease. */
   claimOffer(input: { offerId: string; workerId: string; teamId: string; now: number; leaseExpiresAt: number }): Promise<ClaimResult>;
   /** The worker refused an offer: the execution expires and the task returns to the queue. */

@@ -17,10 +17,6 @@ export interface WorkerSession {
   readonly socket: WebSocket;
   capacity: number;
   draining: boolean;
-  version: string;
-  backend: string;
-  labels: Record<string, string>;
-  connectedAt: number;
   /** Offers sent and not yet claimed or declined: offer id → execution id. */
   readonly offers: Map<string, string>;
   /** Executions this worker holds a lease on: execution id → what reports need to know. */
