@@ -1,6 +1,6 @@
 // Lint: type-aware async rules, no import cycles, and the plane boundaries of style.md:
 // server/ and worker/ never import each other; agent/ imports only protocol/ and lib/;
-// protocol/ and lib/ import no plane at all.
+// protocol/, lib/ and llm/ (model routing, shared by worker and server) import no plane at all.
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
@@ -32,7 +32,7 @@ export default tseslint.config(
   { files: ['src/server/**'], rules: { 'no-restricted-imports': ['error', forbid('worker', 'agent', 'cli')] } },
   { files: ['src/worker/**'], rules: { 'no-restricted-imports': ['error', forbid('server', 'agent', 'cli')] } },
   { files: ['src/agent/**'], rules: { 'no-restricted-imports': ['error', forbid('server', 'worker', 'cli')] } },
-  { files: ['src/protocol/**', 'src/lib/**'], rules: { 'no-restricted-imports': ['error', forbid(...planes)] } },
+  { files: ['src/protocol/**', 'src/lib/**', 'src/llm/**'], rules: { 'no-restricted-imports': ['error', forbid(...planes)] } },
   {
     files: ['test/**', 'bench/**', '*.js', 'scripts/**'],
     rules: {

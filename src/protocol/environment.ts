@@ -8,7 +8,7 @@
  * strings as hostile when it runs them).
  */
 import { z } from 'zod';
-import { TeamName } from './task.js';
+import { TeamName } from './names.js';
 
 /** A checkout is a handful of repositories; 20 leaves room for monorepo-plus-tools setups. */
 export const MAX_REPOSITORIES = 20;
@@ -135,7 +135,8 @@ const Image = z
   .max(MAX_IMAGE_CHARS, `must be at most ${MAX_IMAGE_CHARS} characters`)
   .regex(/^[a-z0-9][A-Za-z0-9._/:@+-]*$/, 'must be an OCI image reference like ghcr.io/org/image:tag');
 
-const fields = {
+/** The recipe's fields, shared with the inline form a task may carry (task.ts). */
+export const environmentFields = {
   name: EnvironmentName.describe('unique in the team; lowercase letters, digits and "-"'),
   image: Image.describe('OCI image the docker backend runs the task in'),
   repositories: z.array(Repository).max(MAX_REPOSITORIES, `may list at most ${MAX_REPOSITORIES} repositories`),
@@ -147,25 +148,25 @@ const fields = {
 
 /** Body of `POST /api/v1/environments`. Unknown fields are refused so typos do not pass silently. */
 export const EnvironmentCreate = z.strictObject({
-  name: fields.name,
-  image: fields.image.optional(),
-  repositories: fields.repositories.default([]),
-  setup_commands: fields.setup_commands.default([]),
-  setup_timeout_seconds: fields.setup_timeout_seconds.optional(),
-  secret_names: fields.secret_names.default([]),
-  env_names: fields.env_names.default([]),
+  name: environmentFields.name,
+  image: environmentFields.image.optional(),
+  repositories: environmentFields.repositories.default([]),
+  setup_commands: environmentFields.setup_commands.default([]),
+  setup_timeout_seconds: environmentFields.setup_timeout_seconds.optional(),
+  secret_names: environmentFields.secret_names.default([]),
+  env_names: environmentFields.env_names.default([]),
 });
 export type EnvironmentCreate = z.infer<typeof EnvironmentCreate>;
 
 /** Body of `PATCH /api/v1/environments/:id`: only the fields given change; null clears an optional one. */
 export const EnvironmentUpdate = z.strictObject({
-  name: fields.name.optional(),
-  image: fields.image.nullable().optional(),
-  repositories: fields.repositories.optional(),
-  setup_commands: fields.setup_commands.optional(),
-  setup_timeout_seconds: fields.setup_timeout_seconds.nullable().optional(),
-  secret_names: fields.secret_names.optional(),
-  env_names: fields.env_names.optional(),
+  name: environmentFields.name.optional(),
+  image: environmentFields.image.nullable().optional(),
+  repositories: environmentFields.repositories.optional(),
+  setup_commands: environmentFields.setup_commands.optional(),
+  setup_timeout_seconds: environmentFields.setup_timeout_seconds.nullable().optional(),
+  secret_names: environmentFields.secret_names.optional(),
+  env_names: environmentFields.env_names.optional(),
 });
 export type EnvironmentUpdate = z.infer<typeof EnvironmentUpdate>;
 

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'conflict'
   | 'lease_lost'
   | 'retryable'
+  | 'unavailable'
   | 'protocol'
   | 'internal';
 

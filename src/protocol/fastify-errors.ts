@@ -15,6 +15,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   conflict: 409,
   lease_lost: 409,
   retryable: 503,
+  unavailable: 503,
   // The worker protocol's code for a malformed message; on HTTP it is the client's fault too.
   protocol: 400,
   internal: 500,

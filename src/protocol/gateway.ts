@@ -8,15 +8,24 @@
  *   POST /v1/events     {events: [...]} → {accepted: n, next_seq}      (agent-side seq, idempotent)
  *   GET  /v1/control?after=N&wait=MS    → {cancel, messages: [...]}    (long poll)
  *   POST /v1/result     AgentResult     → {}
+ *   POST /v1/git/credential {protocol, host, path} → {username, password} | 404  (git credential helper)
+ *   POST /v1/chat/completions | /v1/responses | /v1/messages   → the model API of that name
+ *                                       (OpenAI Chat Completions, OpenAI Responses, Anthropic
+ *                                       Messages; streaming or not), routed by the worker
  */
 import { z } from 'zod';
-import { EventData, EventKind, MAX_EVENTS_PER_BATCH } from './task.js';
+import { EventData, EventKind, MAX_EVENTS_PER_BATCH, RepositoryArtifacts, StopReason } from './task.js';
+import { MAX_REPOSITORIES } from './environment.js';
 
 export const GATEWAY_PATHS = {
   task: '/v1/task',
   events: '/v1/events',
   control: '/v1/control',
   result: '/v1/result',
+  gitCredential: '/v1/git/credential',
+  chatCompletions: '/v1/chat/completions',
+  responses: '/v1/responses',
+  messages: '/v1/messages',
 } as const;
 
 /** Environment variables the backend sets for the agent process. */
@@ -31,6 +40,16 @@ export const AGENT_ENV = {
   executionId: 'AIRLOCK_EXECUTION_ID',
   workdir: 'AIRLOCK_WORKDIR',
 } as const;
+
+/** What the git credential helper asks for (git's own credential fields). */
+export const GitCredentialQuery = z.strictObject({
+  protocol: z.string().min(1).max(16),
+  host: z.string().min(1).max(255),
+  path: z.string().max(2048).optional(),
+});
+export type GitCredentialQuery = z.infer<typeof GitCredentialQuery>;
+export const GitCredential = z.strictObject({ username: z.string(), password: z.string() });
+export type GitCredential = z.infer<typeof GitCredential>;
 
 /** An event as the agent uploads it: `seq` is the agent's own counter, used for idempotent retries. */
 export const AgentEvent = z.strictObject({
@@ -57,5 +76,9 @@ export const AgentResult = z.strictObject({
   outcome: z.enum(['succeeded', 'failed', 'cancelled']),
   exit_code: z.number().int().nullable(),
   summary: z.string().max(64 * 1024).nullable(),
+  /** Why the harness stopped (budgets included); absent for harnesses that do not say. */
+  stop_reason: StopReason.nullable().optional(),
+  /** What the run produced in each repository (the agent fills everything but pull requests). */
+  repositories: z.array(RepositoryArtifacts).max(MAX_REPOSITORIES).optional(),
 });
 export type AgentResult = z.infer<typeof AgentResult>;

@@ -5,6 +5,10 @@
  */
 import { z } from 'zod';
 import { EXECUTION_STATES, FAILURE_REASONS, TASK_STATES } from './lifecycle.js';
+import { TeamName, WorkerId } from './names.js';
+import { EnvironmentId, GitRef, Repository, environmentFields } from './environment.js';
+
+export { TeamName, WorkerId };
 
 /**
  * Prompts are instructions, not payloads: 256 KiB is far above any real prompt and keeps one
@@ -23,27 +27,101 @@ export const TaskId = z.string().regex(/^tsk_[a-z2-7]{20}$/, 'must be a task id 
 export const ExecutionId = z.string().regex(/^exe_[a-z2-7]{20}$/, 'must be an execution id like exe_…');
 
 /**
- * Worker ids are chosen by operators and appear in paths, labels and logs, so they are narrow:
- * letters, digits, dot, dash and underscore, 1–63 characters, starting with a letter or digit
- * (the DNS-label length, so a worker id can name a Kubernetes object).
+ * Harnesses built into this version: `builtin` is the coding agent (the default), `shell` runs
+ * the prompt as a shell script, `claude-code` and `codex` run those CLI agents with their model
+ * base URL pointed at the task gateway. `command:<name>` runs a CLI agent from a command template
+ * configured on the worker (`harnesses:` in its YAML).
  */
-export const WorkerId = z
+export const HARNESSES = ['builtin', 'shell', 'claude-code', 'codex'] as const;
+export type BuiltinHarness = (typeof HARNESSES)[number];
+export const COMMAND_HARNESS_PREFIX = 'command:';
+export const Harness = z
   .string()
-  .min(1, 'must not be empty')
-  .max(63, 'must be at most 63 characters')
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'may contain only letters, digits, ".", "-" and "_", and must start with a letter or digit')
-  .refine((s) => !s.includes('..'), 'must not contain ".."');
-
-export const TeamName = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(/^[a-z0-9][a-z0-9-]*$/, 'may contain only lowercase letters, digits and "-", starting with a letter or digit');
-
-/** Harnesses known to this version. `shell` runs the prompt as a shell script. */
-export const HARNESSES = ['shell'] as const;
-export const Harness = z.enum(HARNESSES);
+  .refine(
+    (name) => (HARNESSES as readonly string[]).includes(name) || /^command:[a-z][a-z0-9-]{0,62}$/.test(name),
+    `must be one of ${HARNESSES.join(', ')}, or command:<name> for a command-template agent configured on the worker`,
+  )
+  .describe(`${HARNESSES.join(' | ')} | command:<name>`);
 export type Harness = z.infer<typeof Harness>;
+
+/** Wall clock, tokens and turns; reaching one ends the run with a wrap-up turn and a commit. */
+export const MAX_BUDGET_TURNS = 10_000;
+export const MAX_BUDGET_TOKENS = 1_000_000_000;
+export const Budget = z.strictObject({
+  max_turns: z.number().int().min(1).max(MAX_BUDGET_TURNS).optional().describe('model turns (one model call each)'),
+  max_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional().describe('wall-clock seconds of the harness run'),
+  max_tokens: z.number().int().min(1).max(MAX_BUDGET_TOKENS).optional().describe('input plus output tokens over all model calls'),
+});
+export type Budget = z.infer<typeof Budget>;
+
+/** Why a harness run ended. Budgets end a run with its work committed, never thrown away. */
+export const STOP_REASONS = ['completed', 'max_turns', 'max_seconds', 'max_tokens', 'cancelled', 'error'] as const;
+export const StopReason = z.enum(STOP_REASONS);
+export type StopReason = z.infer<typeof StopReason>;
+
+export const PullRequestOptions = z.strictObject({
+  base: GitRef.optional().describe('branch to merge into (default: the ref the task started from, else the default branch)'),
+  title: z.string().min(1).max(250).optional(),
+  draft: z.boolean().default(false),
+});
+export type PullRequestOptions = z.infer<typeof PullRequestOptions>;
+
+/** Token counts of the model calls of an execution (or, summed, of a task). */
+export const Usage = z.strictObject({
+  input_tokens: z.number().int().min(0),
+  output_tokens: z.number().int().min(0),
+  requests: z.number().int().min(0).default(0),
+});
+export type Usage = z.infer<typeof Usage>;
+
+/**
+ * Diffs that cross to the control plane are capped; the full diff stays with the worker (in the
+ * data plane) under its state directory.
+ */
+export const MAX_REPORTED_DIFF_BYTES = 256 * 1024;
+
+/** What an execution produced in one repository. */
+export const RepositoryArtifacts = z.strictObject({
+  url: z.string(),
+  /** Directory of the clone, relative to the workspace. */
+  path: z.string(),
+  branch: z.string(),
+  base_commit: z.string().nullable(),
+  /** The commit holding the work; null when nothing changed. */
+  commit: z.string().nullable(),
+  diffstat: z.strictObject({
+    files_changed: z.number().int().min(0),
+    insertions: z.number().int().min(0),
+    deletions: z.number().int().min(0),
+  }),
+  /** Unified diff against base_commit, cut at MAX_REPORTED_DIFF_BYTES. */
+  diff: z.string(),
+  diff_truncated: z.boolean(),
+  diff_bytes: z.number().int().min(0),
+  pushed: z.boolean(),
+  push_error: z.string().nullable(),
+  pull_request_url: z.string().nullable(),
+  pull_request_error: z.string().nullable(),
+});
+export type RepositoryArtifacts = z.infer<typeof RepositoryArtifacts>;
+
+/**
+ * An execution's results as the task shows them. The top-level fields describe the first
+ * repository (most tasks have one); `repositories` lists every one.
+ */
+export const Artifacts = z.strictObject({
+  branch: z.string().nullable(),
+  commit: z.string().nullable(),
+  diff: z.string().nullable(),
+  diff_truncated: z.boolean(),
+  diffstat: RepositoryArtifacts.shape.diffstat.nullable(),
+  summary: z.string().nullable(),
+  stop_reason: StopReason.nullable(),
+  pushed: z.boolean(),
+  pull_request_url: z.string().nullable(),
+  repositories: z.array(RepositoryArtifacts),
+});
+export type Artifacts = z.infer<typeof Artifacts>;
 
 export const TaskState = z.enum(TASK_STATES);
 export const ExecutionState = z.enum(EXECUTION_STATES);
@@ -54,14 +132,39 @@ const promptSchema = z
   .min(1, 'must not be empty')
   .refine((s) => Buffer.byteLength(s, 'utf8') <= MAX_PROMPT_BYTES, `must be at most ${MAX_PROMPT_BYTES / 1024} KiB`);
 
+/**
+ * The workspace recipe a task may carry inline: the same fields as an environment. With an
+ * `environment_id` too, each inline field given replaces the environment's (inline wins).
+ */
+const inlineEnvironment = {
+  image: environmentFields.image.optional(),
+  repositories: environmentFields.repositories.optional(),
+  setup_commands: environmentFields.setup_commands.optional(),
+  setup_timeout_seconds: environmentFields.setup_timeout_seconds.optional(),
+  secret_names: environmentFields.secret_names.optional(),
+  env_names: environmentFields.env_names.optional(),
+};
+
 /** Body of `POST /api/v1/tasks`. Unknown fields are refused so typos do not pass silently. */
-export const TaskCreate = z.strictObject({
-  prompt: promptSchema,
-  harness: Harness.default('shell'),
-  worker_id: WorkerId.optional().describe('route the task to this worker only'),
-  timeout_seconds: z.number().int().min(1).max(MAX_TASK_TIMEOUT_SECONDS).optional(),
-  title: z.string().max(200).optional(),
-});
+export const TaskCreate = z
+  .strictObject({
+    prompt: promptSchema,
+    harness: Harness.default('shell'),
+    worker_id: WorkerId.optional().describe('route the task to this worker only'),
+    timeout_seconds: z.number().int().min(1).max(MAX_TASK_TIMEOUT_SECONDS).optional(),
+    title: z.string().max(200).optional(),
+    environment_id: EnvironmentId.optional().describe('the environment whose recipe the task uses; inline fields override it'),
+    ...inlineEnvironment,
+    budget: Budget.optional(),
+    model: z.string().min(1).max(200).optional().describe('model to ask for (default: the route\'s default model)'),
+    push: z.boolean().default(false).describe('push the result branch to the remote'),
+    pull_request: PullRequestOptions.optional().describe('open a pull/merge request for the pushed branch (needs push)'),
+  })
+  .check((ctx) => {
+    if (ctx.value.pull_request && !ctx.value.push) {
+      ctx.issues.push({ code: 'custom', input: ctx.value, path: ['pull_request'], message: 'needs "push": true — a pull request is opened for the pushed branch' });
+    }
+  });
 export type TaskCreate = z.infer<typeof TaskCreate>;
 
 export const ExecutionView = z.object({
@@ -94,6 +197,15 @@ export const TaskView = z.object({
   updated_at: z.string(),
   started_at: z.string().nullable(),
   finished_at: z.string().nullable(),
+  environment_id: z.string().nullable(),
+  repositories: z.array(z.object({ url: z.string(), ref: z.string().optional() })),
+  budget: Budget.nullable(),
+  model: z.string().nullable(),
+  push: z.boolean(),
+  /** The latest execution's results; null until one finished with any. */
+  artifacts: Artifacts.nullable(),
+  /** Token usage summed over the task's executions. */
+  usage: Usage,
   executions: z.array(ExecutionView),
 });
 export type TaskView = z.infer<typeof TaskView>;
@@ -128,7 +240,11 @@ export const EventView = z.object({
 });
 export type EventView = z.infer<typeof EventView>;
 
-/** What the worker needs to run one execution (sent in an offer; served by the task gateway). */
+/**
+ * What the worker needs to run one execution (sent in an offer; served by the task gateway). The
+ * server resolves the task's environment and inline fields into it. Fields added after protocol
+ * version 1 are optional so older servers' offers still parse; absent means empty.
+ */
 export const ExecutionSpec = z.strictObject({
   execution_id: ExecutionId,
   task_id: TaskId,
@@ -137,8 +253,27 @@ export const ExecutionSpec = z.strictObject({
   harness: Harness,
   timeout_seconds: z.number().int().nullable(),
   title: z.string().nullable(),
+  /** The working branch the agent creates in each repository: airlock/<short task id>. */
+  branch: z.string().optional(),
+  image: z.string().nullable().optional(),
+  repositories: z.array(Repository).optional(),
+  setup_commands: z.array(z.string()).optional(),
+  setup_timeout_seconds: z.number().int().nullable().optional(),
+  secret_names: z.array(z.string()).optional(),
+  env_names: z.array(z.string()).optional(),
+  budget: Budget.nullable().optional(),
+  model: z.string().nullable().optional(),
+  push: z.boolean().optional(),
+  pull_request: PullRequestOptions.nullable().optional(),
+  /** For `command:<name>` harnesses: the argv template, filled in by the worker from its config. */
+  harness_command: z.array(z.string()).optional(),
 });
 export type ExecutionSpec = z.infer<typeof ExecutionSpec>;
+
+/** `airlock/<short task id>`: the task id without its prefix, first 8 characters. */
+export function workingBranch(taskId: string): string {
+  return `airlock/${taskId.replace(/^tsk_/, '').slice(0, 8)}`;
+}
 
 export const MessageCreate = z.strictObject({
   text: z.string().min(1).max(64 * 1024),

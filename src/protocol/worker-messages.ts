@@ -10,7 +10,7 @@
  *   execution's current one is refused with `lease_lost` (fencing).
  */
 import { z } from 'zod';
-import { ExecutionId, ExecutionSpec, FailureReason, TranscriptEvent, WorkerId, MAX_EVENTS_PER_BATCH } from './task.js';
+import { Artifacts, ExecutionId, ExecutionSpec, FailureReason, TranscriptEvent, Usage, WorkerId, MAX_EVENTS_PER_BATCH } from './task.js';
 import { TERMINAL_OUTCOMES } from './lifecycle.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -94,6 +94,10 @@ export const ExecutionFinished = z.strictObject({
   exit_code: z.number().int().nullable(),
   failure_reason: FailureReason.nullable(),
   message: z.string().max(4000).nullable(),
+  /** What the execution produced (branch, commit, capped diff, summary); absent when nothing. */
+  artifacts: Artifacts.nullable().optional(),
+  /** Model token usage the worker metered at the task gateway, over every route. */
+  usage: Usage.nullable().optional(),
 });
 
 export const WorkerMessage = z.discriminatedUnion('type', [
@@ -145,7 +149,20 @@ export const Claimed = z.strictObject({
   ok: z.boolean(),
   /** When ok is false: why (expired, cancelled). */
   reason: z.string().nullable(),
+  /** When ok: a token for the control plane's LLM gateway, bound to this execution (see LlmToken). */
+  llm_token: z.lazy(() => LlmToken).nullable().optional(),
 });
+
+/**
+ * A task-scoped token for the control plane's LLM gateway: valid only for one execution, only
+ * until `expires_at_ms`, and never once the execution ended. Fresh ones arrive on heartbeat acks.
+ */
+export const LlmToken = z.strictObject({
+  execution_id: ExecutionId,
+  token: z.string().min(1).max(512),
+  expires_at_ms: z.number().int().min(0),
+});
+export type LlmToken = z.infer<typeof LlmToken>;
 
 export const Ack = z.strictObject({
   type: z.literal('ack'),
@@ -162,6 +179,8 @@ export const HeartbeatAck = z.strictObject({
   lost: z.array(ExecutionId),
   /** Executions with a pending cancellation (repeated until they finish). */
   cancel: z.array(z.strictObject({ execution_id: ExecutionId, reason: z.string() })),
+  /** Renewed LLM gateway tokens for leases whose token nears expiry. */
+  llm_tokens: z.array(LlmToken).optional(),
 });
 
 export const Cancel = z.strictObject({

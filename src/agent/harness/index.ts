@@ -5,17 +5,18 @@
  * harness is registered here. A CLI agent adapter is a `HarnessDefinition` that builds a command
  * line and environment (its model base URL pointed at the task gateway) and calls `runProcess`.
  */
-import type { Harness } from '../../protocol/task.js';
+import type { BuiltinHarness } from '../../protocol/task.js';
 import type { HarnessDefinition } from './harness.js';
 import { shellHarness } from './shell.js';
 
-const HARNESSES: { readonly [name in Harness]: () => HarnessDefinition } = {
+// Partial until every built-in harness is registered (issue 3); then it becomes total again.
+const HARNESSES: { readonly [name in BuiltinHarness]?: () => HarnessDefinition } = {
   shell: shellHarness,
 };
 
 /** The harness called `name`, or undefined when this agent runtime does not have it. */
 export function getHarness(name: string): HarnessDefinition | undefined {
-  return Object.hasOwn(HARNESSES, name) ? HARNESSES[name as Harness]() : undefined;
+  return Object.hasOwn(HARNESSES, name) ? HARNESSES[name as BuiltinHarness]?.() : undefined;
 }
 
 export function harnessNames(): string[] {

@@ -46,6 +46,14 @@ export function taskView(task: TaskRecord, executions: readonly ExecutionRecord[
     updated_at: isoTime(task.updatedAt),
     started_at: isoOrNull(task.startedAt),
     finished_at: isoOrNull(task.finishedAt),
+    // Stored from migration 0003 on (issue 3); until then a task has no recipe or results.
+    environment_id: null,
+    repositories: [],
+    budget: null,
+    model: null,
+    push: false,
+    artifacts: null,
+    usage: { input_tokens: 0, output_tokens: 0, requests: 0 },
     executions: [...executions].sort((a, b) => a.ordinal - b.ordinal).map(executionView),
   };
 }

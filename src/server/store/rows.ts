@@ -8,7 +8,7 @@
  */
 import type { Selectable } from 'kysely';
 import type { ExecutionState, FailureReason, TaskState } from '../../protocol/lifecycle.js';
-import type { EventKind, Harness } from '../../protocol/task.js';
+import type { EventKind } from '../../protocol/task.js';
 import type { ApiKeysTable, AuditLogTable, EnvironmentsTable, EventsTable, ExecutionsTable, MessagesTable, TasksTable, TeamsTable, WorkersTable } from './schema.js';
 import type {
   ApiKeyRecord,
@@ -73,7 +73,7 @@ export function taskFromRow(r: Selectable<TasksTable>): TaskRecord {
     title: r.title,
     state: r.state as TaskState,
     prompt: r.prompt,
-    harness: r.harness as Harness,
+    harness: r.harness,
     workerId: r.worker_id,
     timeoutSeconds: r.timeout_seconds === null ? null : Number(r.timeout_seconds),
     failureReason: r.failure_reason as FailureReason | null,

@@ -15,12 +15,22 @@
  */
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { constantTimeEqual } from '../../lib/constant-time.js';
 import { silentLog, type Log } from '../../lib/log.js';
 import { AirlockError, ConflictError, RetryableError, ValidationError, describeError } from '../../protocol/errors.js';
-import { AgentEventsUpload, AgentResult, GATEWAY_PATHS, type AgentEvent, type ControlState } from '../../protocol/gateway.js';
+import {
+  AgentEventsUpload,
+  AgentResult,
+  GATEWAY_PATHS,
+  GitCredentialQuery,
+  type AgentEvent,
+  type ControlState,
+  type GitCredential,
+} from '../../protocol/gateway.js';
+import { LLM_API_PATHS, type LlmApi, type LlmRequest, type LlmResponse } from '../../llm/types.js';
 import { MAX_EVENT_DATA_BYTES, MAX_REQUEST_BODY_BYTES, type ExecutionSpec } from '../../protocol/task.js';
 import { parseOrThrow } from '../../protocol/zod-errors.js';
 import { toGatewayHttpError } from './errors.js';
@@ -38,6 +48,10 @@ const SOCKET_MODE = 0o666;
 const REQUEST_TIMEOUT_MS = 60_000;
 /** When `onEvents`/`onResult` fails, ask the agent to retry after this long. */
 const RETRY_AFTER_MS = 1_000;
+/** Agent conversations resend their whole context each turn; providers accept bodies this large. */
+const MAX_MODEL_REQUEST_BYTES = 32 * 1024 * 1024;
+/** Client headers a model route forwards (never credentials: the route adds its own). */
+const FORWARDED_MODEL_HEADERS = ['anthropic-version', 'anthropic-beta', 'openai-beta'];
 
 const ControlQuery = z.strictObject({
   after: z.coerce.number().int().min(0).optional(),
@@ -60,6 +74,10 @@ export interface TaskGatewayOptions {
   onEvents: (events: AgentEvent[]) => Promise<void>;
   /** The agent's final result (called at most once). */
   onResult: (result: AgentResult) => Promise<void> | void;
+  /** Answers the model API routes (chat completions, responses, messages); absent → 503. */
+  llm?: (request: LlmRequest) => Promise<LlmResponse>;
+  /** Credentials for one of the task's repositories, or null when the worker has none for it. */
+  gitCredential?: (query: GitCredentialQuery) => Promise<GitCredential | null>;
   log?: Log;
 }
 
@@ -162,7 +180,7 @@ export class TaskGateway {
       this.sendError(
         new AirlockError(
           'not_found',
-          `no route ${request.method} ${request.url.split('?')[0]} — the task gateway serves GET ${GATEWAY_PATHS.task}, POST ${GATEWAY_PATHS.events}, GET ${GATEWAY_PATHS.control} and POST ${GATEWAY_PATHS.result}`,
+          `no route ${request.method} ${request.url.split('?')[0]} — the task gateway serves GET ${GATEWAY_PATHS.task}, POST ${GATEWAY_PATHS.events}, GET ${GATEWAY_PATHS.control}, POST ${GATEWAY_PATHS.result}, POST ${GATEWAY_PATHS.gitCredential} and the model APIs POST ${Object.values(LLM_API_PATHS).join(', ')}`,
         ),
         request,
         reply,
@@ -195,6 +213,19 @@ export class TaskGateway {
       return this.control(after);
     });
 
+    app.post(GATEWAY_PATHS.gitCredential, async (request) => {
+      const query = parseOrThrow(GitCredentialQuery, request.body, 'git credential query');
+      const credential = this.options.gitCredential ? await this.options.gitCredential(query) : null;
+      if (!credential) {
+        throw new AirlockError('not_found', `this worker has no git credentials for ${query.protocol}://${query.host} — configure them on the worker (git_credentials)`);
+      }
+      return credential;
+    });
+
+    for (const [api, route] of Object.entries(LLM_API_PATHS) as Array<[LlmApi, string]>) {
+      app.post(route, { bodyLimit: MAX_MODEL_REQUEST_BYTES }, async (request, reply) => this.modelRequest(api, request, reply));
+    }
+
     app.post(GATEWAY_PATHS.result, async (request) => {
       const result = parseOrThrow(AgentResult, request.body, 'result');
       if (this.result) {
@@ -218,6 +249,29 @@ export class TaskGateway {
       await taken;
       return {};
     });
+  }
+
+  /** Hand a model API request to the worker's router and relay its answer, streamed. */
+  private async modelRequest(api: LlmApi, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const body = request.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new ValidationError(`invalid model request: the body must be a JSON object (the ${LLM_API_PATHS[api]} request of that API)`);
+    }
+    if (!this.options.llm) {
+      throw new AirlockError('unavailable', 'this worker routes no model requests — configure `models:` on the worker or connect it to a server with an LLM gateway');
+    }
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) abort.abort(new Error('the client closed the connection'));
+    };
+    reply.raw.once('close', onClose);
+    const headers: Record<string, string> = {};
+    for (const name of FORWARDED_MODEL_HEADERS) {
+      const value = request.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const answer = await this.options.llm({ api, body: body as Record<string, unknown>, headers, signal: abort.signal });
+    return reply.status(answer.status).headers(answer.headers).send(Readable.from(answer.body));
   }
 
   private async acceptEvents(events: AgentEvent[]): Promise<{ accepted: number; next_seq: number }> {
