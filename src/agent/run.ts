@@ -81,7 +81,7 @@ export async function runAgent(options: RunAgentOptions): Promise<number> {
       say(`airlock agent run: could not get this execution's spec: ${describeError(err)}`);
       return err instanceof GatewayRequestError && err.status === 0 ? EXIT_GATEWAY_UNAVAILABLE : EXIT_INTERNAL;
     }
-    return await runExecution(client, spec, env, say, options.handleSignals ?? true);
+    return await runExecution(client, token, spec, env, say, options.handleSignals ?? true);
   } finally {
     client.close();
   }
@@ -103,6 +103,7 @@ async function fetchSpec(client: GatewayClient, deadlineMs: number): Promise<Exe
 
 async function runExecution(
   client: GatewayClient,
+  token: string,
   spec: ExecutionSpec,
   env: NodeJS.ProcessEnv,
   say: (line: string) => void,
@@ -140,6 +141,7 @@ async function runExecution(
         emit: (kind, data) => reporter.emit(kind, data),
         signal: abort.signal,
         messages: () => poller.messages(),
+        gateway: { address: client.address, token },
       };
       try {
         result = await harness.run(context);
@@ -152,11 +154,23 @@ async function runExecution(
       // Stopped on request: whatever the program did on its way out, the task was cancelled.
       result = { ...result, outcome: 'cancelled' };
     }
-    reporter.emit('result', { outcome: result.outcome, exit_code: result.exitCode, summary: result.summary });
+    const stopReason = result.stopReason ?? (result.outcome === 'cancelled' ? 'cancelled' : undefined);
+    reporter.emit('result', {
+      outcome: result.outcome,
+      exit_code: result.exitCode,
+      summary: result.summary,
+      ...(stopReason ? { stop_reason: stopReason } : {}),
+      ...(result.usage ? { usage: result.usage } : {}),
+    });
 
     const delivered = await reporter.close(FINAL_REPORT_DEADLINE_MS);
     if (!delivered) say(`airlock agent run: ${reporter.pending} transcript event(s) could not be delivered to the worker`);
-    const agentResult: AgentResult = { outcome: result.outcome, exit_code: result.exitCode, summary: truncateSummary(result.summary) };
+    const agentResult: AgentResult = {
+      outcome: result.outcome,
+      exit_code: result.exitCode,
+      summary: truncateSummary(result.summary),
+      ...(stopReason ? { stop_reason: stopReason } : {}),
+    };
     await postResult(client, agentResult, say);
   } finally {
     await poller.stop();

@@ -4,12 +4,22 @@
  * third-party CLI agents plug in here. A harness talks to the world only through its context:
  * transcript events out, follow-up messages and cancellation in.
  */
-import type { ExecutionSpec } from '../../protocol/task.js';
-import type { EventKind } from '../../protocol/task.js';
+import type { EventKind, ExecutionSpec, StopReason, Usage } from '../../protocol/task.js';
+import type { GatewayAddress } from '../report/client.js';
 
 export interface FollowUpMessage {
   id: string;
   text: string;
+}
+
+/**
+ * How a harness reaches its task gateway's model routes (`/v1/chat/completions`, `/v1/responses`,
+ * `/v1/messages`). The token is the task token: it never goes into `env` or to a child process
+ * except through a harness-owned proxy.
+ */
+export interface GatewayAccess {
+  address: GatewayAddress;
+  token: string;
 }
 
 export interface HarnessContext {
@@ -24,12 +34,18 @@ export interface HarnessContext {
   signal: AbortSignal;
   /** Follow-up messages the user sent while the task runs, delivered in order. */
   messages(): AsyncIterable<FollowUpMessage>;
+  /** The task gateway, for harnesses that call a model. */
+  gateway: GatewayAccess;
 }
 
 export interface HarnessResult {
   outcome: 'succeeded' | 'failed' | 'cancelled';
   exitCode: number | null;
   summary: string | null;
+  /** Why the run ended, for harnesses that know (budgets, completion); absent for plain programs. */
+  stopReason?: StopReason;
+  /** Token usage of the harness's own model calls, when it made any. */
+  usage?: Usage;
 }
 
 export interface HarnessDefinition {
