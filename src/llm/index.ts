@@ -1,0 +1,11 @@
+/**
+ * The public surface of model routing (src/llm): config schema, router, providers, errors in
+ * each client API's format, and the translation layer. Worker and server import from here only.
+ */
+export * from './types.js';
+export { ModelsConfig, modelsConfigSchema, parseModelsConfig, resolveApiKey, DEFAULT_API_KEY_ENV, type ProviderConfig } from './config.js';
+export { createModelRouter, routeModel, checkRequestBody, type ModelRouter, type ModelRouterOptions, type Route } from './router.js';
+export { errorBody, errorResponse, streamErrorEvent, anthropicErrorType } from './errors.js';
+export { createProviderFromConfig, type ProviderFactoryOptions } from './providers/index.js';
+export { createProvider, DEFAULT_TIMEOUT_MS, type ProviderOptions } from './provider.js';
+export type { Upstream, UpstreamCall } from './upstream.js';

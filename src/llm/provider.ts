@@ -1,0 +1,214 @@
+/**
+ * Turns an upstream adapter into an `LlmProvider`: sends the client's request in an API the
+ * provider speaks (the client's own when it can — pass-through — or its first one, translated),
+ * applies the silence timeout, and answers in the client's API whatever happens.
+ * Invariants: a pass-through stream reaches the client byte for byte (only an error event is
+ * appended when the provider breaks off, and a usage-only chunk we asked for is dropped); the
+ * returned promise never rejects; bodies are never logged.
+ */
+import { describeError, isAirlockError } from '../protocol/errors.js';
+import type { Deadline as DeadlineType } from './deadline.js';
+import { Deadline } from './deadline.js';
+import { errorResponse, streamErrorEvent, upstreamErrorMessage } from './errors.js';
+import { isRecord, SseParser, tryJson, utf8, type ParsedSseEvent } from './sse.js';
+import { createStreamTranslator, translateBody, translateRequest, type StreamTranslator } from './translate/index.js';
+import type { LlmApi, LlmProvider, LlmRequest, LlmResponse, LlmUsage, ProviderType } from './types.js';
+import { relayedHeaders, type Upstream } from './upstream.js';
+import { UsageTap } from './usage.js';
+
+/** Largest non-streaming body we read: far above any real completion, small enough to never exhaust memory. */
+const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
+
+/** How long a provider may stay silent when its config sets no timeout_seconds: long prompts take a while to first token. */
+export const DEFAULT_TIMEOUT_MS = 600_000;
+
+export interface ProviderOptions {
+  name: string;
+  type: ProviderType;
+  upstream: Upstream;
+  timeoutMs: number;
+}
+
+export function createProvider(options: ProviderOptions): LlmProvider {
+  return {
+    name: options.name,
+    type: options.type,
+    handle: (request) => handle(options, request),
+  };
+}
+
+async function handle(options: ProviderOptions, request: LlmRequest): Promise<LlmResponse> {
+  const { upstream, name } = options;
+  const clientApi = request.api;
+  const upstreamApi = upstream.apis.includes(clientApi) ? clientApi : upstream.apis[0]!;
+  let body: Record<string, unknown>;
+  try {
+    body = clientApi === upstreamApi ? request.body : translateRequest(clientApi, upstreamApi, request.body);
+  } catch (error) {
+    return errorResponse(clientApi, 400, isAirlockError(error) ? error.message : `the request cannot be translated for provider "${name}": ${describeError(error)}`);
+  }
+  const streaming = body.stream === true;
+  // Ask a Chat Completions provider for usage on streams: budgets depend on it. When the client
+  // did not ask for it, the usage-only chunk is dropped again before it reaches the client.
+  let dropUsageChunk = false;
+  if (streaming && upstreamApi === 'chat') {
+    const streamOptions = isRecord(body.stream_options) ? body.stream_options : {};
+    if (streamOptions.include_usage !== true) {
+      body = { ...body, stream_options: { ...streamOptions, include_usage: true } };
+      dropUsageChunk = clientApi === 'chat';
+    }
+  }
+
+  const deadline = new Deadline(request.signal, options.timeoutMs);
+  let response: Response;
+  deadline.arm();
+  try {
+    response = await upstream.send({ api: upstreamApi, body, headers: request.headers, signal: deadline.signal });
+  } catch (error) {
+    deadline.close();
+    return callFailure(options, clientApi, deadline, error);
+  }
+
+  const sse = (response.headers.get('content-type') ?? '').includes('text/event-stream');
+  if (!response.ok || !sse) {
+    let text: string;
+    try {
+      text = await readText(response);
+    } catch (error) {
+      return callFailure(options, clientApi, deadline, error);
+    } finally {
+      deadline.close();
+    }
+    return jsonAnswer(options, clientApi, upstreamApi, response, text);
+  }
+  deadline.disarm();
+  const translator = clientApi === upstreamApi ? undefined : createStreamTranslator(upstreamApi, clientApi);
+  let settle!: (usage: LlmUsage | null) => void;
+  const usage = new Promise<LlmUsage | null>((resolve) => (settle = resolve));
+  return {
+    status: response.status,
+    headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...relayedHeaders(response) },
+    body: relayStream({ response, deadline, clientApi, tap: new UsageTap(upstreamApi), translator, dropUsageChunk, settle }),
+    usage,
+  };
+}
+
+function callFailure(options: ProviderOptions, api: LlmApi, deadline: DeadlineType, error: unknown): LlmResponse {
+  if (deadline.timedOut) return errorResponse(api, 504, `the provider "${options.name}" did not answer within ${deadline.seconds} s — try again, or raise models.providers.${options.name}.timeout_seconds`);
+  if (deadline.clientGone) return errorResponse(api, 499, 'the client closed the request');
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : describeError(error);
+  return errorResponse(api, 502, `could not reach the provider "${options.name}" at ${options.upstream.target}: ${detail} — check models.providers.${options.name}.base_url and that the provider is up`);
+}
+
+async function readText(response: Response): Promise<string> {
+  if (!response.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > MAX_JSON_BODY_BYTES) {
+      await response.body.cancel().catch(() => undefined);
+      throw new Error(`the provider's answer exceeds ${MAX_JSON_BODY_BYTES / 1024 / 1024} MiB`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function jsonAnswer(options: ProviderOptions, clientApi: LlmApi, upstreamApi: LlmApi, response: Response, text: string): LlmResponse {
+  if (!response.ok) {
+    const message = upstreamErrorMessage(text) ?? `HTTP ${response.status} ${response.statusText}`.trim();
+    const relayed = errorResponse(clientApi, response.status, `${message} (provider "${options.name}", HTTP ${response.status})`);
+    return { ...relayed, headers: { ...relayed.headers, ...relayedHeaders(response) } };
+  }
+  const parsed = tryJson(text);
+  if (!isRecord(parsed)) return errorResponse(clientApi, 502, `the provider "${options.name}" answered with a body that is not a JSON object — check that models.providers.${options.name}.base_url points at the API itself`);
+  const tap = new UsageTap(upstreamApi);
+  tap.observeBody(parsed);
+  let bytes: Uint8Array;
+  try {
+    bytes = clientApi === upstreamApi ? utf8(text) : utf8(JSON.stringify(translateBody(upstreamApi, clientApi, parsed)));
+  } catch (error) {
+    return errorResponse(clientApi, 502, `the answer of provider "${options.name}" could not be translated: ${describeError(error)}`);
+  }
+  return {
+    status: response.status,
+    headers: { 'content-type': 'application/json', ...relayedHeaders(response) },
+    body: (async function* () {
+      yield bytes;
+    })(),
+    usage: Promise.resolve(tap.usage),
+  };
+}
+
+interface StreamContext {
+  response: Response;
+  deadline: Deadline;
+  clientApi: LlmApi;
+  tap: UsageTap;
+  translator: StreamTranslator | undefined;
+  dropUsageChunk: boolean;
+  settle: (usage: LlmUsage | null) => void;
+}
+
+/** Read the upstream body chunk by chunk, the silence timer armed while waiting for each. */
+async function* readChunks(body: ReadableStream<Uint8Array>, deadline: Deadline): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  let done = false;
+  try {
+    for (;;) {
+      deadline.arm();
+      const next = await reader.read();
+      deadline.disarm();
+      if (next.done) {
+        done = true;
+        return;
+      }
+      yield next.value;
+    }
+  } finally {
+    deadline.disarm();
+    if (!done) await reader.cancel().catch(() => undefined);
+  }
+}
+
+async function* relayStream(ctx: StreamContext): AsyncGenerator<Uint8Array> {
+  const { deadline, tap, translator, clientApi } = ctx;
+  const parser = new SseParser();
+  const handleEvent = (event: ParsedSseEvent): string => {
+    if (!event.hasData) return translator ? '' : event.raw;
+    const data = tap.observeEvent(event);
+    if (translator) return translator.push(event, data);
+    if (ctx.dropUsageChunk && isRecord(data) && Array.isArray(data.choices) && data.choices.length === 0 && isRecord(data.usage)) return '';
+    return event.raw;
+  };
+  let failure: string | undefined;
+  try {
+    try {
+      for await (const chunk of readChunks(ctx.response.body!, deadline)) {
+        const out = parser.push(chunk).map(handleEvent).join('');
+        if (out !== '') yield utf8(out);
+      }
+      let rest = parser.end().map(handleEvent).join('');
+      if (rest !== '' && !translator && !/(\r\n|\r|\n){2}$/.test(rest)) rest += '\n\n';
+      if (rest !== '') yield utf8(rest);
+    } catch (error) {
+      if (deadline.clientGone) return;
+      failure = deadline.timedOut
+        ? `the provider sent nothing for ${deadline.seconds} s in the middle of the stream`
+        : `the connection to the provider broke in the middle of the stream (${describeError(error)})`;
+    }
+    if (!tap.finished) {
+      const message = failure ?? 'the provider ended the stream before it was complete';
+      yield utf8(translator ? translator.fail(message) : streamErrorEvent(clientApi, message, { status: 502, sequenceNumber: tap.nextSequence }));
+    } else if (translator) {
+      const tail = translator.end();
+      if (tail !== '') yield utf8(tail);
+    }
+  } finally {
+    deadline.close();
+    deadline.abort();
+    ctx.settle(tap.usage);
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * The one HTTP call every HTTP provider makes: POST a JSON body with the provider's headers on
+ * the call's signal (global fetch, undici). Invariant: credentials go only into the headers of
+ * the outgoing request, never into a URL, an error message or a log.
+ */
+import type { UpstreamCall } from '../upstream.js';
+
+export function postJson(url: string, call: UpstreamCall, headers: Record<string, string>): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: call.body.stream === true ? 'text/event-stream' : 'application/json',
+      ...headers,
+    },
+    body: JSON.stringify(call.body),
+    signal: call.signal,
+  });
+}
+
+/** Only the named client headers, when the client sent them. */
+export function pickHeaders(headers: Record<string, string>, names: readonly string[]): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of names) {
+    const value = headers[name];
+    if (value !== undefined) picked[name] = value;
+  }
+  return picked;
+}
+
+/** The URL without credentials or query, for error messages. */
+export function displayUrl(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+}
