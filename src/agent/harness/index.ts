@@ -7,10 +7,12 @@
  */
 import type { BuiltinHarness } from '../../protocol/task.js';
 import type { HarnessDefinition } from './harness.js';
+import { builtinHarness } from './builtin/builtin.js';
 import { shellHarness } from './shell.js';
 
 // Partial until every built-in harness is registered (issue 3); then it becomes total again.
 const HARNESSES: { readonly [name in BuiltinHarness]?: () => HarnessDefinition } = {
+  builtin: () => builtinHarness(),
   shell: shellHarness,
 };
 
