@@ -7,6 +7,7 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registeredRoutes } from '../../src/server/http/app.js';
+import { sampleArtifacts } from '../support/artifacts.js';
 import { http } from '../support/http-client.js';
 import { createTeam, startTestApi, type TestApi, type TestTeam } from '../support/http-context.js';
 
@@ -62,6 +63,7 @@ describe('the OpenAPI document', () => {
         'GET /api/v1/openapi.json',
         'GET /api/v1/tasks',
         'GET /api/v1/tasks/{id}',
+        'GET /api/v1/tasks/{id}/diff',
         'GET /api/v1/tasks/{id}/events',
         'GET /api/v1/workers',
         'GET /healthz',
@@ -86,6 +88,13 @@ describe('the OpenAPI document', () => {
     expect(doc.paths['/api/v1/tasks/{id}'].get.parameters[0]).toMatchObject({ name: 'id', in: 'path', required: true });
     expect(Object.keys(doc.paths['/api/v1/tasks/{id}/events'].get.responses['200'].content)).toEqual(['text/event-stream', 'application/json']);
     expect(doc.paths['/healthz'].get.security).toEqual([]);
+    const diff = doc.paths['/api/v1/tasks/{id}/diff'].get;
+    expect(Object.keys(diff.responses['200'].content)).toEqual(['text/x-diff']);
+    expect(diff.responses['200'].headers['x-airlock-diff-truncated']).toMatchObject({ schema: { type: 'string' } });
+    expect(Object.keys(diff.responses)).toEqual(expect.arrayContaining(['200', '401', '404']));
+    for (const field of ['environment_id', 'repositories', 'budget', 'model', 'push', 'pull_request', 'image', 'setup_commands']) {
+      expect(doc.components.schemas.TaskCreate.properties[field], field).toBeDefined();
+    }
     // The request schema shows the harness default as optional; the view requires every field.
     expect(doc.components.schemas.TaskCreate.required).toEqual(['prompt']);
     expect(doc.components.schemas.TaskView.required).toContain('executions');
@@ -125,5 +134,9 @@ describe('the OpenAPI document', () => {
     const view = instance.getSchema('openapi#/components/schemas/TaskView')!;
     expect(view({ ...created.json, state: 'bogus' })).toBe(false);
     expect(view({ ...created.json, executions: [{ id: 1 }] })).toBe(false);
+    expect(view({ ...created.json, artifacts: sampleArtifacts(), usage: { input_tokens: 1, output_tokens: 2, requests: 3 } })).toBe(true);
+    expect(view({ ...created.json, artifacts: { ...sampleArtifacts(), stop_reason: 'bored' } })).toBe(false);
+    expect(body({ prompt: 'x', environment_id: 'env_aaaaaaaaaaaaaaaaaaaa', budget: { max_turns: 3 }, push: true, pull_request: { draft: true } })).toBe(true);
+    expect(body({ prompt: 'x', budget: { max_turns: 0 } })).toBe(false);
   });
 });

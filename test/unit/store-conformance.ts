@@ -9,6 +9,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newId } from '../../src/lib/ids.js';
 import { ACTIVE_EXECUTION_STATES, TASK_STATES, TERMINAL_TASK_STATES } from '../../src/protocol/lifecycle.js';
+import type { Artifacts } from '../../src/protocol/task.js';
 import type { ExecutionRecord, NewEnvironment, Store, TaskRecord } from '../../src/server/store/store.js';
 
 export interface OpenedStore {
@@ -278,6 +279,12 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
           updatedAt: 1000,
           startedAt: null,
           finishedAt: null,
+          environmentId: null,
+          recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [] },
+          budget: null,
+          model: null,
+          push: false,
+          pullRequest: null,
         });
         expect(await store.getTask(a.id, created.id)).toEqual(created);
         expect(await store.getTask(b.id, created.id)).toBeUndefined();
@@ -1025,6 +1032,159 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
     });
 
     // ── environments ──
+
+    describe('task recipes, artifacts and usage (migration 0003)', () => {
+      const recipe = {
+        image: 'ghcr.io/acme/dev:1',
+        repositories: [{ url: 'https://git.example.com/acme/api.git', ref: 'main' }, { url: '/srv/repos/tools' }],
+        setupCommands: ['npm ci', "echo 'quoted' && true"],
+        setupTimeoutSeconds: 600,
+        secretNames: ['GH_TOKEN'],
+        envNames: ['CI'],
+      };
+
+      function artifacts(summary: string): Artifacts {
+        const repository = {
+          url: 'https://git.example.com/acme/api.git',
+          path: 'api',
+          branch: 'airlock/abcdefgh',
+          base_commit: 'a'.repeat(40),
+          commit: 'b'.repeat(40),
+          diffstat: { files_changed: 1, insertions: 2, deletions: 0 },
+          diff: 'diff --git a/x b/x\n+ünïcode "quotes" \\ backslash\n',
+          diff_truncated: false,
+          diff_bytes: 48,
+          pushed: true,
+          push_error: null,
+          pull_request_url: 'https://git.example.com/acme/api/pull/7',
+          pull_request_error: null,
+        };
+        return {
+          branch: repository.branch,
+          commit: repository.commit,
+          diff: repository.diff,
+          diff_truncated: false,
+          diffstat: repository.diffstat,
+          summary,
+          stop_reason: 'max_turns',
+          pushed: true,
+          pull_request_url: repository.pull_request_url,
+          repositories: [repository],
+        };
+      }
+
+      it('stores the resolved recipe, budget, model, push and pull request, and hands them to the offer', async () => {
+        const a = await team();
+        const created = await store.createTask({
+          id: newId('tsk'),
+          teamId: a.id,
+          title: null,
+          prompt: 'fix it',
+          harness: 'builtin',
+          workerId: null,
+          timeoutSeconds: null,
+          now: tick(),
+          environmentId: 'env_aaaaaaaaaaaaaaaaaaaa',
+          recipe,
+          budget: { max_turns: 20, max_tokens: 100_000 },
+          model: 'big-model',
+          push: true,
+          pullRequest: { base: 'main', title: 'Fix it', draft: true },
+        });
+        const expected = {
+          environmentId: 'env_aaaaaaaaaaaaaaaaaaaa',
+          recipe,
+          budget: { max_turns: 20, max_tokens: 100_000 },
+          model: 'big-model',
+          push: true,
+          pullRequest: { base: 'main', title: 'Fix it', draft: true },
+        };
+        expect(created).toMatchObject(expected);
+        expect(await store.getTask(a.id, created.id)).toEqual(created);
+        expect((await store.listTasks(a.id, { limit: 10 })).tasks[0]).toEqual(created);
+        const offered = await offerOne(a.id, 'w1');
+        expect(offered.task).toMatchObject(expected);
+        expect(offered.execution).toMatchObject({ artifacts: null, usage: { input_tokens: 0, output_tokens: 0, requests: 0 } });
+      });
+
+      it('gives a task created without them an empty recipe, no budget, no model, push off', async () => {
+        const a = await team();
+        const t = await task(a.id);
+        const none = { environmentId: null, recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [] }, budget: null, model: null, push: false, pullRequest: null };
+        expect(t).toMatchObject(none);
+        expect(await store.getTask(a.id, t.id)).toMatchObject(none);
+      });
+
+      it('records artifacts and usage with the finish; a replayed finish changes nothing', async () => {
+        const a = await team();
+        const r = await runningTask(a.id);
+        const usage = { input_tokens: 1200, output_tokens: 340, requests: 5 };
+        const result = await store.finishExecution({
+          executionId: r.execution.id,
+          epoch: r.execution.epoch,
+          workerId: 'w1',
+          outcome: 'succeeded',
+          exitCode: 0,
+          failureReason: null,
+          message: null,
+          now: tick(),
+          artifacts: artifacts('first'),
+          usage,
+        });
+        expect(result.result).toBe('ok');
+        expect(result.ended?.execution).toMatchObject({ artifacts: artifacts('first'), usage });
+        const stored = await store.getExecution(r.execution.id);
+        expect(stored).toEqual(result.ended?.execution);
+        // The outbox replays the same message (here with different results, which must not win).
+        const again = await store.finishExecution({
+          executionId: r.execution.id,
+          epoch: r.execution.epoch,
+          workerId: 'w1',
+          outcome: 'succeeded',
+          exitCode: 0,
+          failureReason: null,
+          message: null,
+          now: tick(),
+          artifacts: artifacts('replayed'),
+          usage: { input_tokens: 1, output_tokens: 1, requests: 1 },
+        });
+        expect(again).toEqual({ result: 'duplicate' });
+        expect(await store.getExecution(r.execution.id)).toEqual(stored);
+        expect(await store.listExecutions(r.task.id)).toEqual([stored]);
+      });
+
+      it('fences results too: a stale epoch or another worker records nothing', async () => {
+        const a = await team();
+        const r = await runningTask(a.id);
+        for (const fence of [{ epoch: r.execution.epoch + 1, workerId: 'w1' }, { epoch: r.execution.epoch, workerId: 'w2' }]) {
+          const result = await store.finishExecution({
+            executionId: r.execution.id,
+            ...fence,
+            outcome: 'succeeded',
+            exitCode: 0,
+            failureReason: null,
+            message: null,
+            now: tick(),
+            artifacts: artifacts('stale'),
+            usage: { input_tokens: 9, output_tokens: 9, requests: 9 },
+          });
+          expect(result.result).toBe('lease_lost');
+        }
+        expect(await store.getExecution(r.execution.id)).toMatchObject({ state: 'running', artifacts: null, usage: { input_tokens: 0, output_tokens: 0, requests: 0 } });
+      });
+
+      it('records usage without artifacts, and keeps both empty for executions ended by the sweepers', async () => {
+        const a = await team();
+        const r = await runningTask(a.id);
+        const usage = { input_tokens: 10, output_tokens: 20, requests: 1 };
+        await store.finishExecution({ executionId: r.execution.id, epoch: r.execution.epoch, workerId: 'w1', outcome: 'failed', exitCode: 1, failureReason: 'exit_code', message: null, now: tick(), usage });
+        expect(await store.getExecution(r.execution.id)).toMatchObject({ artifacts: null, usage });
+        const lost = await runningTask(a.id, 'w2');
+        const ended = await store.expireLeases(tick(LEASE_TTL * 2), () => 'gone');
+        expect(ended.map((e) => e.execution.id)).toEqual([lost.execution.id]);
+        expect(await store.getExecution(lost.execution.id)).toMatchObject({ state: 'failed', artifacts: null, usage: { input_tokens: 0, output_tokens: 0, requests: 0 } });
+      });
+    });
 
     describe('environments', () => {
       function environment(teamId: string, name: string, overrides: Partial<NewEnvironment> = {}): NewEnvironment {

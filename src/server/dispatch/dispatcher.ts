@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { newId } from '../../lib/ids.js';
-import type { ExecutionSpec } from '../../protocol/task.js';
+import { workingBranch, type ExecutionSpec } from '../../protocol/task.js';
 import type { Dispatch, Principal, ServerContext, WakeScope } from '../context.js';
 import type { EndedExecution, ExecutionRecord, TaskRecord } from '../store/store.js';
 import { freeSlots, type WorkerRegistry, type WorkerSession } from '../ws/registry.js';
@@ -25,7 +25,13 @@ const MAX_SWEEP_MS = 1000;
 /** After a failed pass (store unavailable), try again after this long rather than spinning. */
 const RETRY_AFTER_ERROR_MS = 1000;
 
+/**
+ * What the worker needs to run the execution: the task's prompt and harness, its resolved
+ * recipe (frozen at creation), budget, model and push/pull-request choice, and the working
+ * branch `airlock/<short task id>`. `harness_command` is the worker's to fill in.
+ */
 export function executionSpec(task: TaskRecord, execution: ExecutionRecord): ExecutionSpec {
+  const { recipe } = task;
   return {
     execution_id: execution.id,
     task_id: task.id,
@@ -34,6 +40,17 @@ export function executionSpec(task: TaskRecord, execution: ExecutionRecord): Exe
     harness: task.harness,
     timeout_seconds: task.timeoutSeconds,
     title: task.title,
+    branch: workingBranch(task.id),
+    image: recipe.image,
+    repositories: recipe.repositories,
+    setup_commands: recipe.setupCommands,
+    setup_timeout_seconds: recipe.setupTimeoutSeconds,
+    secret_names: recipe.secretNames,
+    env_names: recipe.envNames,
+    budget: task.budget,
+    model: task.model,
+    push: task.push,
+    pull_request: task.pullRequest,
   };
 }
 

@@ -6,7 +6,7 @@
  * Invariant: every route registered through the table appears here, with its error responses.
  */
 import { z } from 'zod';
-import { EventView, ExecutionView, MessageCreate, TaskCreate, TaskView } from '../../protocol/task.js';
+import { Artifacts, EventView, ExecutionView, MessageCreate, TaskCreate, TaskView } from '../../protocol/task.js';
 import { ErrorBody } from './errors.js';
 import type { AnyRoute, ResponseSpec } from './route.js';
 import { WorkerView } from './views.js';
@@ -17,6 +17,7 @@ const NAMED_SCHEMAS: ReadonlyArray<[z.ZodType, string]> = [
   [MessageCreate, 'MessageCreate'],
   [TaskView, 'TaskView'],
   [ExecutionView, 'ExecutionView'],
+  [Artifacts, 'Artifacts'],
   [EventView, 'EventView'],
   [WorkerView, 'WorkerView'],
   [ErrorBody, 'Error'],
@@ -115,7 +116,12 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], info: OpenApiI
         // A body JSON Schema cannot describe (a stream, Prometheus text) is documented as text.
         content[mediaType] = { schema: schema ? ref(schema, `${capitalize(route.operationId)}${suffix}`, responseRegistry) : { type: 'string' } };
       }
-      responses[status] = { description: spec.description, ...(Object.keys(content).length ? { content } : {}) };
+      const headers = Object.fromEntries(Object.entries(spec.headers ?? {}).map(([name, description]) => [name, { description, schema: { type: 'string' } }]));
+      responses[status] = {
+        description: spec.description,
+        ...(Object.keys(headers).length ? { headers } : {}),
+        ...(Object.keys(content).length ? { content } : {}),
+      };
     }
     for (const status of errorStatuses(route)) {
       responses[String(status)] ??= {

@@ -18,6 +18,8 @@ export interface ResponseSpec {
   description: string;
   /** Media type → schema of the body (null: a body the schema language does not describe). */
   content?: Record<string, z.ZodType | null>;
+  /** Response headers worth documenting (name → description). */
+  headers?: Record<string, string>;
 }
 
 export interface RouteInput<A extends AuthMode, P, Q, B> {

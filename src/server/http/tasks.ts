@@ -4,11 +4,13 @@
  * reveals whether a task exists elsewhere.
  */
 import { z } from 'zod';
+import { TERMINAL_TASK_STATES } from '../../protocol/lifecycle.js';
 import { newId } from '../../lib/ids.js';
 import { AirlockError, NotFoundError, ValidationError, isAirlockError } from '../../protocol/errors.js';
-import { MAX_PROMPT_BYTES, MessageCreate, TaskCreate, TaskId, TaskState, TaskView, WorkerId } from '../../protocol/task.js';
+import { MAX_PROMPT_BYTES, MAX_REPORTED_DIFF_BYTES, MessageCreate, TaskCreate, TaskId, TaskState, TaskView, WorkerId } from '../../protocol/task.js';
 import type { Principal, ServerContext } from '../context.js';
-import type { TaskRecord } from '../store/store.js';
+import { emptyRecipe, type EnvironmentRecord, type TaskRecipe, type TaskRecord } from '../store/store.js';
+import { diffDocument, latestArtifacts } from '../dispatch/results.js';
 import { defineRoute, type AnyRoute } from './route.js';
 import { taskView } from './views.js';
 
@@ -50,8 +52,36 @@ export async function loadTask(ctx: ServerContext, principal: Principal, id: str
   return task;
 }
 
-export async function renderTask(ctx: ServerContext, task: TaskRecord): Promise<TaskView> {
-  return taskView(task, await ctx.store.listExecutions(task.id));
+export async function renderTask(ctx: ServerContext, task: TaskRecord, options: { diffs?: boolean } = {}): Promise<TaskView> {
+  return taskView(task, await ctx.store.listExecutions(task.id), options);
+}
+
+/** The environment a new task names, or 404 naming the field (malformed ids fail validation first). */
+async function loadEnvironmentOf(ctx: ServerContext, principal: Principal, id: string): Promise<EnvironmentRecord> {
+  const environment = await ctx.store.getEnvironment(principal.teamId, id);
+  if (!environment) {
+    throw new AirlockError('not_found', `environment_id: environment "${id}" was not found in your team — list environments with \`airlock env list\`, or leave environment_id out and give the recipe inline`, {
+      details: { field: 'environment_id' },
+    });
+  }
+  return environment;
+}
+
+/**
+ * The recipe a task runs with: the environment's fields, each replaced by the inline field of
+ * the same name when the request gives one (inline wins, field by field; lists are replaced,
+ * not merged). Resolved once, here: later edits of the environment do not change the task.
+ */
+export function resolveRecipe(environment: EnvironmentRecord | undefined, body: TaskCreate): TaskRecipe {
+  const base = environment ?? emptyRecipe();
+  return {
+    image: body.image ?? base.image,
+    repositories: body.repositories ?? base.repositories,
+    setupCommands: body.setup_commands ?? base.setupCommands,
+    setupTimeoutSeconds: body.setup_timeout_seconds ?? base.setupTimeoutSeconds,
+    secretNames: body.secret_names ?? base.secretNames,
+    envNames: body.env_names ?? base.envNames,
+  };
 }
 
 /** An oversized prompt is 413 naming the limit, not a generic validation failure. */
@@ -83,6 +113,7 @@ export function taskRoutes(ctx: ServerContext): AnyRoute[] {
       checkBody: checkPromptSize,
       responses: { 201: { description: 'The task, queued.', content: { 'application/json': TaskView } } },
       handler: async ({ principal, body, reply }) => {
+        const environment = body.environment_id === undefined ? undefined : await loadEnvironmentOf(ctx, principal, body.environment_id);
         const task = await ctx.store.createTask({
           id: newId('tsk'),
           teamId: principal.teamId,
@@ -92,13 +123,25 @@ export function taskRoutes(ctx: ServerContext): AnyRoute[] {
           workerId: body.worker_id ?? null,
           timeoutSeconds: body.timeout_seconds ?? null,
           now: ctx.clock.now(),
+          environmentId: environment?.id ?? null,
+          recipe: resolveRecipe(environment, body),
+          budget: body.budget && Object.keys(body.budget).length > 0 ? body.budget : null,
+          model: body.model ?? null,
+          push: body.push,
+          pullRequest: body.pull_request ?? null,
         });
         await ctx.store.appendAudit({
           teamId: principal.teamId,
           actor: actorOf(principal),
           action: 'task.create',
           target: task.id,
-          detail: { harness: task.harness, worker_id: task.workerId, prompt_bytes: Buffer.byteLength(task.prompt, 'utf8') },
+          detail: {
+            harness: task.harness,
+            worker_id: task.workerId,
+            prompt_bytes: Buffer.byteLength(task.prompt, 'utf8'),
+            ...(task.environmentId ? { environment_id: task.environmentId } : {}),
+            ...(task.push ? { push: true, pull_request: task.pullRequest !== null } : {}),
+          },
           at: task.createdAt,
         });
         ctx.dispatch.wake('task created', { teamId: principal.teamId, workerId: task.workerId });
@@ -133,7 +176,7 @@ export function taskRoutes(ctx: ServerContext): AnyRoute[] {
           }
           throw err;
         }
-        const tasks = await Promise.all(page.tasks.map((task) => renderTask(ctx, task)));
+        const tasks = await Promise.all(page.tasks.map((task) => renderTask(ctx, task, { diffs: false })));
         return { tasks, next_cursor: page.nextCursor };
       },
     }),
@@ -147,6 +190,37 @@ export function taskRoutes(ctx: ServerContext): AnyRoute[] {
       params: TaskParams,
       responses: { 200: { description: 'The task.', content: { 'application/json': TaskView } } },
       handler: async ({ principal, params }) => renderTask(ctx, await loadTask(ctx, principal, params.id)),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/api/v1/tasks/:id/diff',
+      operationId: 'getTaskDiff',
+      summary: "Download the task's diff",
+      description:
+        'The unified diff the latest execution with results reported, as `text/x-diff` (pipe it to `git apply`). ' +
+        'With several repositories, each diff is introduced by a `# repository: <url> (directory <path>)` line. ' +
+        `Diffs are cut at ${MAX_REPORTED_DIFF_BYTES / 1024} KiB per repository: a cut diff has the header \`x-airlock-diff-truncated: true\` and ends with a \`# airlock: diff truncated …\` line. ` +
+        '404 when the task has no diff (not finished yet, or nothing changed).',
+      tag: 'tasks',
+      auth: 'user',
+      params: TaskParams,
+      responses: {
+        200: {
+          description: 'The unified diff.',
+          headers: { 'x-airlock-diff-truncated': '"true" when a diff was cut at the reporting limit (the text then ends with a `# airlock: diff truncated …` line), else "false"' },
+          content: { 'text/x-diff': null },
+        },
+      },
+      handler: async ({ principal, params, reply }) => {
+        const task = await loadTask(ctx, principal, params.id);
+        const diff = diffDocument(latestArtifacts(await ctx.store.listExecutions(task.id)));
+        if (!diff) {
+          const why = TERMINAL_TASK_STATES.has(task.state) ? 'its run changed no files (or reported no results)' : `it is still ${task.state} — the diff is reported when an execution finishes`;
+          throw new AirlockError('not_found', `task ${task.id} has no diff: ${why}`);
+        }
+        void reply.header('content-type', 'text/x-diff; charset=utf-8').header('x-airlock-diff-truncated', String(diff.truncated));
+        return diff.text;
+      },
     }),
     defineRoute({
       method: 'POST',

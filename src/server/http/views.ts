@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { isoTime } from '../../lib/clock.js';
 import { ValidationError } from '../../protocol/errors.js';
-import type { EventView, ExecutionView, TaskView } from '../../protocol/task.js';
+import type { Artifacts, EventView, ExecutionView, TaskView } from '../../protocol/task.js';
+import { latestArtifacts, totalUsage } from '../dispatch/results.js';
 import type { EventRecord, ExecutionRecord, TaskRecord, WorkerRecord } from '../store/store.js';
 
 function isoOrNull(ms: number | null): string | null {
@@ -28,8 +29,18 @@ export function executionView(execution: ExecutionRecord): ExecutionView {
   };
 }
 
-/** Executions are listed oldest first (by ordinal), whatever order the store returned. */
-export function taskView(task: TaskRecord, executions: readonly ExecutionRecord[]): TaskView {
+/** Artifacts without their diffs (task list pages: 200 tasks × 256 KiB of diff is not a page). */
+function withoutDiffs(artifacts: Artifacts): Artifacts {
+  return { ...artifacts, diff: null, repositories: artifacts.repositories.map((r) => ({ ...r, diff: '' })) };
+}
+
+/**
+ * Executions are listed oldest first (by ordinal), whatever order the store returned.
+ * `artifacts` is the latest execution's that reported any; `usage` the sum over executions.
+ * With `diffs: false` (list pages) the artifacts carry no diff text.
+ */
+export function taskView(task: TaskRecord, executions: readonly ExecutionRecord[], options: { diffs?: boolean } = {}): TaskView {
+  const artifacts = latestArtifacts(executions);
   return {
     id: task.id,
     title: task.title,
@@ -46,14 +57,13 @@ export function taskView(task: TaskRecord, executions: readonly ExecutionRecord[
     updated_at: isoTime(task.updatedAt),
     started_at: isoOrNull(task.startedAt),
     finished_at: isoOrNull(task.finishedAt),
-    // Stored from migration 0003 on (issue 3); until then a task has no recipe or results.
-    environment_id: null,
-    repositories: [],
-    budget: null,
-    model: null,
-    push: false,
-    artifacts: null,
-    usage: { input_tokens: 0, output_tokens: 0, requests: 0 },
+    environment_id: task.environmentId,
+    repositories: task.recipe.repositories.map((r) => (r.ref === undefined ? { url: r.url } : { url: r.url, ref: r.ref })),
+    budget: task.budget,
+    model: task.model,
+    push: task.push,
+    artifacts: artifacts && options.diffs === false ? withoutDiffs(artifacts) : artifacts,
+    usage: totalUsage(executions),
     executions: [...executions].sort((a, b) => a.ordinal - b.ordinal).map(executionView),
   };
 }

@@ -24,6 +24,23 @@ export interface TaskInsert extends Record<string, unknown> {
   workerId: string | null;
   timeoutSeconds: number | null;
   now: number;
+  environmentId: string | null;
+  /** JSON text, or null. */
+  recipe: string | null;
+  budget: string | null;
+  model: string | null;
+  push: number;
+  pullRequest: string | null;
+}
+
+/** What a finish that reported results writes on the execution besides its end fields. */
+export interface ExecutionEnd extends Record<string, unknown> {
+  id: string;
+  state: string;
+  failureReason: string | null;
+  message: string | null;
+  exitCode: number | null;
+  now: number;
 }
 
 /**
@@ -79,6 +96,12 @@ export function hotQueries(dialect: StoreDialect) {
         updated_at: p.now,
         started_at: null,
         finished_at: null,
+        environment_id: p.environmentId,
+        recipe: p.recipe,
+        budget: p.budget,
+        model: p.model,
+        push: p.push,
+        pull_request: p.pullRequest,
       }),
     ),
 
@@ -144,11 +167,28 @@ export function hotQueries(dialect: StoreDialect) {
       db.updateTable('tasks').set({ state: p.state, started_at: p.now, updated_at: p.now }).where('id', '=', p.id),
     ),
 
-    endExecution: new Prepared(
-      (db, p: { id: string; state: string; failureReason: string | null; message: string | null; exitCode: number | null; now: number }) =>
+    endExecution: new Prepared((db, p: ExecutionEnd) =>
+      db
+        .updateTable('executions')
+        .set({ state: p.state, failure_reason: p.failureReason, message: p.message, exit_code: p.exitCode, finished_at: p.now })
+        .where('id', '=', p.id),
+    ),
+    /** A finish that reported artifacts or usage: the same end, and the results, in one statement. */
+    endExecutionWithResults: new Prepared(
+      (db, p: ExecutionEnd & { artifacts: string | null; inputTokens: number; outputTokens: number; requests: number }) =>
         db
           .updateTable('executions')
-          .set({ state: p.state, failure_reason: p.failureReason, message: p.message, exit_code: p.exitCode, finished_at: p.now })
+          .set({
+            state: p.state,
+            failure_reason: p.failureReason,
+            message: p.message,
+            exit_code: p.exitCode,
+            finished_at: p.now,
+            artifacts: p.artifacts,
+            input_tokens: p.inputTokens,
+            output_tokens: p.outputTokens,
+            requests: p.requests,
+          })
           .where('id', '=', p.id),
     ),
     endTask: new Prepared(

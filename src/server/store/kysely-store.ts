@@ -64,9 +64,11 @@ import type {
   TaskListFilter,
   TaskPage,
   TaskRecord,
+  TaskRecipe,
   TeamRecord,
   WorkerRecord,
 } from './store.js';
+import { emptyRecipe } from './store.js';
 
 /**
  * Events per INSERT statement. 1,000 rows × 7 columns = 7,000 bound parameters: below SQLite's
@@ -314,6 +316,12 @@ class KyselyStore implements Store {
       updatedAt: task.now,
       startedAt: null,
       finishedAt: null,
+      environmentId: task.environmentId ?? null,
+      recipe: task.recipe ?? emptyRecipe(),
+      budget: task.budget ?? null,
+      model: task.model ?? null,
+      push: task.push ?? false,
+      pullRequest: task.pullRequest ?? null,
     };
     await referencing(`team ${task.teamId}`, () =>
       this.#q.insertTask.execute(this.#db, {
@@ -325,6 +333,12 @@ class KyselyStore implements Store {
         workerId: task.workerId,
         timeoutSeconds: task.timeoutSeconds,
         now: task.now,
+        environmentId: record.environmentId,
+        recipe: isEmptyRecipe(record.recipe) ? null : JSON.stringify(record.recipe),
+        budget: record.budget === null ? null : JSON.stringify(record.budget),
+        model: record.model,
+        push: record.push ? 1 : 0,
+        pullRequest: record.pullRequest === null ? null : JSON.stringify(record.pullRequest),
       }),
     );
     return record;
@@ -421,6 +435,8 @@ class KyselyStore implements Store {
           createdAt: input.now,
           startedAt: null,
           finishedAt: null,
+          artifacts: null,
+          usage: { input_tokens: 0, output_tokens: 0, requests: 0 },
         };
         await this.#q.assignTask.execute(trx, { id: task.id, state, epoch, now: input.now });
         await this.#q.insertExecution.execute(trx, { ...execution, now: input.now });
@@ -554,11 +570,16 @@ class KyselyStore implements Store {
         return { result: same ? 'duplicate' : 'lease_lost' };
       }
       if (!LEASED_STATES.includes(execution.state)) return { result: 'lease_lost' };
-      const ended = await this.#end(trx, pair, input.now, outcome, outcome, {
-        failureReason: input.failureReason,
-        message: input.message,
-        exitCode: input.exitCode,
-      });
+      const results = input.artifacts || input.usage ? { artifacts: input.artifacts ?? null, usage: input.usage ?? pair.execution.usage } : undefined;
+      const ended = await this.#end(
+        trx,
+        pair,
+        input.now,
+        outcome,
+        outcome,
+        { failureReason: input.failureReason, message: input.message, exitCode: input.exitCode },
+        results,
+      );
       return { result: 'ok', ended };
     });
   }
@@ -903,10 +924,31 @@ class KyselyStore implements Store {
   }
 
   /** End the execution in `executionState` and move its task to `taskState` (terminal or back to `queued`). */
-  async #end(trx: Kysely<Database>, pair: Pair, now: number, executionState: ExecutionState, taskState: TaskState, fields: EndFields): Promise<EndedExecution> {
+  async #end(
+    trx: Kysely<Database>,
+    pair: Pair,
+    now: number,
+    executionState: ExecutionState,
+    taskState: TaskState,
+    fields: EndFields,
+    results?: Pick<ExecutionRecord, 'artifacts' | 'usage'>,
+  ): Promise<EndedExecution> {
     const state = transitionExecution(pair.execution.state, executionState);
-    await this.#q.endExecution.execute(trx, { id: pair.execution.id, state, ...fields, now });
-    const execution: ExecutionRecord = { ...pair.execution, state, ...fields, finishedAt: now };
+    if (results) {
+      await this.#q.endExecutionWithResults.execute(trx, {
+        id: pair.execution.id,
+        state,
+        ...fields,
+        now,
+        artifacts: results.artifacts === null ? null : JSON.stringify(results.artifacts),
+        inputTokens: results.usage.input_tokens,
+        outputTokens: results.usage.output_tokens,
+        requests: results.usage.requests,
+      });
+    } else {
+      await this.#q.endExecution.execute(trx, { id: pair.execution.id, state, ...fields, now });
+    }
+    const execution: ExecutionRecord = { ...pair.execution, state, ...fields, finishedAt: now, ...results };
     const task = await this.#endTask(trx, pair.task, now, taskState, fields);
     return { task, execution };
   }
@@ -953,6 +995,18 @@ async function uniqueName<T>(name: string, write: () => Promise<T>): Promise<T> 
     }
     throw err;
   }
+}
+
+/** Stored as NULL: most tasks have no recipe, and NULL costs nothing to write or read. */
+function isEmptyRecipe(recipe: TaskRecipe): boolean {
+  return (
+    recipe.image === null &&
+    recipe.repositories.length === 0 &&
+    recipe.setupCommands.length === 0 &&
+    recipe.setupTimeoutSeconds === null &&
+    recipe.secretNames.length === 0 &&
+    recipe.envNames.length === 0
+  );
 }
 
 /** The fence: the caller names the current epoch of the task and the worker that holds it. */

@@ -8,7 +8,7 @@
  */
 import type { Selectable } from 'kysely';
 import type { ExecutionState, FailureReason, TaskState } from '../../protocol/lifecycle.js';
-import type { EventKind } from '../../protocol/task.js';
+import type { Artifacts, Budget, EventKind, PullRequestOptions } from '../../protocol/task.js';
 import type { ApiKeysTable, AuditLogTable, EnvironmentsTable, EventsTable, ExecutionsTable, MessagesTable, TasksTable, TeamsTable, WorkersTable } from './schema.js';
 import type {
   ApiKeyRecord,
@@ -18,10 +18,12 @@ import type {
   ExecutionRecord,
   MessageRecord,
   Role,
+  TaskRecipe,
   TaskRecord,
   TeamRecord,
   WorkerRecord,
 } from './store.js';
+import { emptyRecipe } from './store.js';
 
 function ms(value: number | string): number {
   return Number(value);
@@ -85,6 +87,13 @@ export function taskFromRow(r: Selectable<TasksTable>): TaskRecord {
     updatedAt: ms(r.updated_at),
     startedAt: msOrNull(r.started_at),
     finishedAt: msOrNull(r.finished_at),
+    environmentId: r.environment_id,
+    // NULL (no recipe, the common case on the dispatch hot path) costs no JSON.parse.
+    recipe: r.recipe === null ? emptyRecipe() : json<TaskRecipe>(r.recipe),
+    budget: r.budget === null ? null : json<Budget>(r.budget),
+    model: r.model,
+    push: Number(r.push) === 1,
+    pullRequest: r.pull_request === null ? null : json<PullRequestOptions>(r.pull_request),
   };
 }
 
@@ -106,6 +115,8 @@ export function executionFromRow(r: Selectable<ExecutionsTable>): ExecutionRecor
     createdAt: ms(r.created_at),
     startedAt: msOrNull(r.started_at),
     finishedAt: msOrNull(r.finished_at),
+    artifacts: r.artifacts === null ? null : json<Artifacts>(r.artifacts),
+    usage: { input_tokens: Number(r.input_tokens), output_tokens: Number(r.output_tokens), requests: Number(r.requests) },
   };
 }
 

@@ -64,7 +64,20 @@ export interface TasksTable {
   updated_at: Millis;
   started_at: NullableMillis;
   finished_at: NullableMillis;
+  /** Migration 0003. Where the recipe came from (no foreign key: environments may be deleted). */
+  environment_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** JSON TaskRecipe (store.ts), resolved at creation; NULL when the task has none. */
+  recipe: ColumnType<string | null, string | null | undefined, string | null>;
+  /** JSON Budget; NULL when none was asked for. */
+  budget: ColumnType<string | null, string | null | undefined, string | null>;
+  model: ColumnType<string | null, string | null | undefined, string | null>;
+  push: ColumnType<number, number | undefined, number>;
+  /** JSON PullRequestOptions; NULL when no pull request is wanted. */
+  pull_request: ColumnType<string | null, string | null | undefined, string | null>;
 }
+
+/** A bigint counter: read as a number (SQLite) or a string (PostgreSQL). */
+type Counter = ColumnType<number | string, number | undefined, number>;
 
 export interface ExecutionsTable {
   id: string;
@@ -83,6 +96,11 @@ export interface ExecutionsTable {
   created_at: Millis;
   started_at: NullableMillis;
   finished_at: NullableMillis;
+  /** Migration 0003. JSON Artifacts (protocol/task.ts); NULL until a finish reported some. */
+  artifacts: ColumnType<string | null, string | null | undefined, string | null>;
+  input_tokens: Counter;
+  output_tokens: Counter;
+  requests: ColumnType<number, number | undefined, number>;
 }
 
 export interface EventsTable {

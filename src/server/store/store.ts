@@ -13,7 +13,7 @@
  * - Times are integer milliseconds since the epoch, supplied by the caller's Clock.
  */
 import type { ExecutionState, FailureReason, Outcome, TaskState } from '../../protocol/lifecycle.js';
-import type { EventKind, Harness } from '../../protocol/task.js';
+import type { Artifacts, Budget, EventKind, Harness, PullRequestOptions, Usage } from '../../protocol/task.js';
 
 export const ROLES = ['admin', 'member', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -69,6 +69,32 @@ export interface TaskRecord {
   updatedAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** The environment the recipe came from, if any (it may have been changed or deleted since). */
+  environmentId: string | null;
+  /** The workspace recipe, resolved at creation (environment merged with inline fields). */
+  recipe: TaskRecipe;
+  budget: Budget | null;
+  model: string | null;
+  push: boolean;
+  pullRequest: PullRequestOptions | null;
+}
+
+/**
+ * A task's workspace recipe: an environment's fields merged with the task's inline ones, frozen
+ * when the task is created so that editing the environment later does not change queued tasks.
+ */
+export interface TaskRecipe {
+  image: string | null;
+  repositories: Array<{ url: string; ref?: string }>;
+  setupCommands: string[];
+  setupTimeoutSeconds: number | null;
+  secretNames: string[];
+  envNames: string[];
+}
+
+/** A fresh empty recipe (a task without environment or inline recipe fields). */
+export function emptyRecipe(): TaskRecipe {
+  return { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [] };
 }
 
 export interface ExecutionRecord {
@@ -89,6 +115,10 @@ export interface ExecutionRecord {
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** What the execution produced, as its finish reported it; null if it reported nothing. */
+  artifacts: Artifacts | null;
+  /** Model tokens the execution used, as its finish reported them; zeros until then. */
+  usage: Usage;
 }
 
 export interface EventRecord {
@@ -128,6 +158,13 @@ export interface NewTask {
   workerId: string | null;
   timeoutSeconds: number | null;
   now: number;
+  /** Recipe, budget and result options; absent means none (an empty recipe, push off). */
+  environmentId?: string | null;
+  recipe?: TaskRecipe;
+  budget?: Budget | null;
+  model?: string | null;
+  push?: boolean;
+  pullRequest?: PullRequestOptions | null;
 }
 
 export interface TaskListFilter {
@@ -163,6 +200,9 @@ export interface FinishInput {
   failureReason: FailureReason | null;
   message: string | null;
   now: number;
+  /** Recorded on the execution with the finish (a replayed finish changes nothing). */
+  artifacts?: Artifacts | null;
+  usage?: Usage | null;
 }
 
 export interface OfferTasksInput {
@@ -258,6 +298,10 @@ export interface Store {
   /** Offers made to a worker that hung up before claiming: expire them now. */
   expireOffersOfWorker(teamId: string, workerId: string, now: number): Promise<EndedExecution[]>;
   markStarted(input: { executionId: string; epoch: number; workerId: string; now: number; leaseExpiresAt: number }): Promise<FenceResult>;
+  /**
+   * Ends a leased execution with the worker's outcome, recording its artifacts and usage in the
+   * same transaction. A repeat of the finish already recorded is `duplicate` and changes nothing.
+   */
   finishExecution(input: FinishInput): Promise<{ result: FenceResult; ended?: EndedExecution }>;
   /** Renew the leases the worker still holds; the others are `lost`. */
   renewLeases(input: { teamId: string; workerId: string; leases: ExecutionRef[]; now: number; leaseExpiresAt: number }): Promise<{ renewed: string[]; lost: string[] }>;

@@ -29,6 +29,7 @@ import {
 } from '../../protocol/worker-messages.js';
 import type { ServerContext } from '../context.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
+import { budgetStopMessage, isBudgetStop } from '../dispatch/results.js';
 import type { WorkerRegistry, WorkerSession } from './registry.js';
 
 /** A connection that has not said hello by then is closed: sockets are not free. */
@@ -414,6 +415,7 @@ class WorkerConnection {
     }
   }
 
+  /** Artifacts and usage are recorded with the finish, in its transaction (so a replay is a no-op). */
   private async onFinished(session: WorkerSession, message: ExecutionFinished): Promise<void> {
     const { result, ended } = await this.ctx.store.finishExecution({
       executionId: message.execution_id,
@@ -422,13 +424,24 @@ class WorkerConnection {
       outcome: message.outcome,
       exitCode: message.exit_code,
       failureReason: message.failure_reason,
-      message: message.message,
+      message: (await this.budgetMessage(session, message)) ?? message.message,
       now: this.ctx.clock.now(),
+      artifacts: message.artifacts ?? null,
+      usage: message.usage ?? null,
     });
     if (result === 'lease_lost') return this.leaseLost(message.id, message.execution_id);
     this.ack(message.id, null);
     session.executions.delete(message.execution_id);
     if (ended) this.dispatcher.executionEnded(ended);
+  }
+
+  /** For a run a budget stopped: the words that say so (which budget, where the work is). */
+  private async budgetMessage(session: WorkerSession, message: ExecutionFinished): Promise<string | undefined> {
+    if (!isBudgetStop(message.artifacts?.stop_reason)) return undefined;
+    const taskId = session.executions.get(message.execution_id)?.taskId ?? (await this.ctx.store.getExecution(message.execution_id))?.taskId;
+    const task = taskId === undefined ? undefined : await this.ctx.store.getTask(session.teamId, taskId);
+    if (!task) return undefined;
+    return budgetStopMessage(task.id, task.budget, message.artifacts, message.message)?.slice(0, 4000);
   }
 
   private async onClose(): Promise<void> {

@@ -12,6 +12,7 @@ import { describeError } from '../../../protocol/errors.js';
 import type { Database, StoreDialect } from '../schema.js';
 import { initialSchema } from './0001-initial.js';
 import { environmentsSchema } from './0002-environments.js';
+import { taskRecipesSchema } from './0003-task-recipes.js';
 
 /** Our own table names, so an operator reading the schema knows whose bookkeeping it is. */
 export const MIGRATION_TABLE = 'airlock_migration';
@@ -21,6 +22,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   const migrations: Record<string, Migration> = {
     '0001-initial': initialSchema(dialect),
     '0002-environments': environmentsSchema(),
+    '0003-task-recipes': taskRecipesSchema(),
   };
   return { getMigrations: async () => migrations };
 }
