@@ -49,8 +49,14 @@ const common = {
   headers: headers.optional(),
 };
 
-const openai = z.strictObject({ type: z.literal('openai'), base_url: httpUrl.optional(), api_key_env: envName.optional(), ...common });
-const openaiCompatible = z.strictObject({ type: z.literal('openai-compatible'), base_url: httpUrl, api_key_env: envName.optional(), ...common });
+/**
+ * The one API an OpenAI-style endpoint speaks, when it lacks the other (many compatible servers
+ * have no /responses): clients of the other API are translated. Absent: both pass through.
+ */
+const openAiApi = z.enum(['chat', 'responses'], { error: 'must be chat or responses (the API this endpoint serves; leave it out when it serves both)' });
+
+const openai = z.strictObject({ type: z.literal('openai'), base_url: httpUrl.optional(), api_key_env: envName.optional(), api: openAiApi.optional(), ...common });
+const openaiCompatible = z.strictObject({ type: z.literal('openai-compatible'), base_url: httpUrl, api_key_env: envName.optional(), api: openAiApi.optional(), ...common });
 const azureOpenai = z.strictObject({
   type: z.literal('azure-openai'),
   base_url: httpUrl,

@@ -9,3 +9,6 @@ export { errorBody, errorResponse, streamErrorEvent, anthropicErrorType } from '
 export { createProviderFromConfig, type ProviderFactoryOptions } from './providers/index.js';
 export { createProvider, DEFAULT_TIMEOUT_MS, type ProviderOptions } from './provider.js';
 export type { Upstream, UpstreamCall } from './upstream.js';
+export { translateRequest, translateBody, createStreamTranslator, requestToCanonical, canonicalToRequest, bodyToCanonical, canonicalToBody, type StreamTranslator } from './translate/index.js';
+export type { CanonicalRequest, CanonicalResponse, CanonicalEvent, CanonicalMessage, CanonicalPart, CanonicalTool, StopReason } from './translate/canonical.js';
+export { SseParser, encodeSse, type SseEvent, type ParsedSseEvent } from './sse.js';

@@ -82,7 +82,7 @@ async function handle(options: ProviderOptions, request: LlmRequest): Promise<Ll
     return jsonAnswer(options, clientApi, upstreamApi, response, text);
   }
   deadline.disarm();
-  const translator = clientApi === upstreamApi ? undefined : createStreamTranslator(upstreamApi, clientApi);
+  const translator = clientApi === upstreamApi ? undefined : createStreamTranslator(upstreamApi, clientApi, request.body);
   let settle!: (usage: LlmUsage | null) => void;
   const usage = new Promise<LlmUsage | null>((resolve) => (settle = resolve));
   return {

@@ -42,8 +42,9 @@ export class SseParser {
   private drain(final: boolean): ParsedSseEvent[] {
     const events: ParsedSseEvent[] = [];
     for (;;) {
-      const match = /(\r\n|\r(?!$)|\n)(\r\n|\r|\n)/.exec(this.buffer);
-      // A lone trailing \r may be the start of \r\n: wait for the next chunk unless at the end.
+      // A blank line ends an event. A \r at the very end may be the first half of \r\n: wait
+      // for the next chunk before deciding (end() takes whatever is left).
+      const match = /(\r\n|\r(?!\n|$)|\n)(\r\n|\r(?!$)|\n)/.exec(this.buffer);
       if (!match) break;
       const end = match.index + match[0].length;
       const block = this.buffer.slice(0, end);

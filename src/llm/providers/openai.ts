@@ -17,7 +17,7 @@ type AzureConfig = Extract<ProviderConfig, { type: 'azure-openai' }>;
 export function openAiUpstream(config: OpenAiConfig, apiKey: string | undefined): Upstream {
   const base = config.base_url ?? OPENAI_BASE_URL;
   return {
-    apis: ['chat', 'responses'],
+    apis: config.api ? [config.api] : ['chat', 'responses'],
     target: displayUrl(base),
     send: (call) =>
       postJson(`${base}${call.api === 'responses' ? '/responses' : '/chat/completions'}`, call, {
