@@ -13,6 +13,7 @@ import { parseDuration } from '../lib/durations.js';
 import { ValidationError } from '../protocol/errors.js';
 import { WorkerId } from '../protocol/task.js';
 import { parseOrThrow } from '../protocol/zod-errors.js';
+import { HarnessesConfig, resolveHarnessTemplates, type HarnessTemplate } from './harness-templates.js';
 
 export const BACKENDS = ['direct'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -51,6 +52,8 @@ export const WorkerFileConfig = z.strictObject({
   drain_timeout: duration('drain_timeout').optional(),
   cancel_grace: duration('cancel_grace').optional(),
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),
+  /** Command-template agents, run by tasks with harness `command:<name>` (see harness-templates.ts). */
+  harnesses: HarnessesConfig.optional(),
 });
 export type WorkerFileConfig = z.infer<typeof WorkerFileConfig>;
 
@@ -92,6 +95,8 @@ export interface WorkerConfig {
   drainTimeoutMs: number;
   cancelGraceMs: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** Command templates by name (`command:<name>` harnesses). */
+  harnesses: Record<string, HarnessTemplate>;
 }
 
 /** Setup commands install things: minutes, not seconds. Teardown should be quick. */
@@ -201,6 +206,7 @@ export function resolveWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv, 
     drainTimeoutMs: drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
     cancelGraceMs: file.cancel_grace ?? DEFAULT_CANCEL_GRACE_MS,
     logLevel,
+    harnesses: resolveHarnessTemplates(file.harnesses),
   };
 }
 

@@ -20,6 +20,7 @@ import type { FailureReason, Outcome } from '../protocol/lifecycle.js';
 import type { ExecutionSpec, TranscriptEvent } from '../protocol/task.js';
 import { MAX_EVENTS_PER_BATCH } from '../protocol/task.js';
 import type { Backend, ExitStatus } from './backends/backend.js';
+import { specWithHarness, type HarnessTemplate } from './harness-templates.js';
 import type { Outbox } from './outbox/outbox.js';
 import { Redactor } from './redact/index.js';
 import { TaskGateway } from './taskgateway/index.js';
@@ -42,6 +43,8 @@ export interface RunnerOptions {
   clock: Clock;
   /** Called whenever the outbox has new reports to send. */
   notify: () => void;
+  /** Command templates for `command:<name>` harnesses (the worker's `harnesses:`). */
+  harnesses?: Record<string, HarnessTemplate>;
 }
 
 interface Execution {
@@ -113,6 +116,9 @@ export class ExecutionRunner {
     let failure: { reason: FailureReason; message: string } | undefined;
     try {
       execution.log.info('task:execution:starting');
+      // A command-template task gets its template in the spec the gateway serves; one this
+      // worker does not have fails here, before any environment is prepared.
+      const served = specWithHarness(spec, this.options.harnesses ?? {});
       const prepared = await backend.prepare({ spec, workerId }).catch((err: unknown) => {
         throw Object.assign(new Error(`the task environment could not be prepared: ${describeError(err)}`), { reason: 'workspace' as const });
       });
@@ -120,7 +126,7 @@ export class ExecutionRunner {
       const gateway = new TaskGateway({
         socketPath: prepared.gatewaySocketPath,
         token,
-        spec,
+        spec: served.spec,
         onEvents: (events: AgentEvent[]) => this.ingest(execution, events),
         onResult: (result: AgentResult) => {
           execution.result = result;
@@ -144,6 +150,7 @@ export class ExecutionRunner {
           spec,
           env: {
             ...this.options.taskEnv,
+            ...served.env,
             AIRLOCK_GATEWAY: `unix:${prepared.gatewaySocketPath}`,
             AIRLOCK_TASK_TOKEN: token,
             AIRLOCK_EXECUTION_ID: spec.execution_id,

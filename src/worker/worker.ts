@@ -76,6 +76,7 @@ export class Worker {
       outbox: this.outbox,
       workerId: config.workerId,
       taskEnv: config.env,
+      harnesses: config.harnesses,
       log: this.log,
       clock,
       notify: () => this.connection.pump(),
