@@ -61,10 +61,13 @@ export const HarnessTemplateConfig = z.strictObject({
   model: z.string().min(1).max(200).optional(),
 });
 
-export const HarnessesConfig = z.record(
-  z.string().regex(TEMPLATE_NAME, 'a template name is lowercase letters, digits and "-", starting with a letter (it is used as command:<name>)'),
-  HarnessTemplateConfig,
-);
+export const HarnessesConfig = z.record(z.string(), HarnessTemplateConfig).superRefine((templates, ctx) => {
+  for (const name of Object.keys(templates)) {
+    if (!TEMPLATE_NAME.test(name)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: `"${name}" is not a template name: use lowercase letters, digits and "-", starting with a letter (tasks name it as command:<name>)` });
+    }
+  }
+});
 export type HarnessesConfig = z.infer<typeof HarnessesConfig>;
 
 export interface HarnessTemplate {

@@ -50,6 +50,8 @@ export const PROVIDER_CREDENTIAL_ENV = [
 const MAX_ARGV_PROMPT_BYTES = 96 * 1024;
 /** Longest text kept in one structured event field; the gateway caps a whole event at 64 KiB. */
 export const MAX_EVENT_TEXT_CHARS = 16 * 1024;
+/** How much of the CLI's stderr a failure summary quotes (its last words usually say why). */
+const STDERR_TAIL_CHARS = 1000;
 /** Exit code for a harness that could not be set up (as for the agent's own usage errors). */
 const EXIT_CONFIG = 2;
 
@@ -57,6 +59,8 @@ export interface CliInvocation {
   command: string;
   args: string[];
   env: NodeJS.ProcessEnv;
+  /** Directories the CLI needs to exist before it starts (e.g. its config home). */
+  dirs?: string[];
 }
 
 export interface CliAgentAdapter {
@@ -117,6 +121,7 @@ export async function runCliAgent(context: HarnessContext, adapter: CliAgentAdap
       context.emit('error', { message: summary });
       return { outcome: 'failed', exitCode: EXIT_CONFIG, summary };
     }
+    for (const needed of invocation.dirs ?? []) await mkdir(needed, { recursive: true });
     context.emit('lifecycle', { phase: 'cli_started', harness: adapter.name, command: invocation.command, model: context.spec.model ?? null });
 
     let pending = '';
@@ -139,9 +144,13 @@ export async function runCliAgent(context: HarnessContext, adapter: CliAgentAdap
       }
       if (!understood) context.emit('output', { stream: 'stdout', text: `${line}\n` });
     };
+    let stderrTail = '';
     const emit = (kind: EventKind, data: Record<string, unknown>) => {
       if (kind === 'output' && data.stream === 'stdout' && typeof data.text === 'string') onStdout(data.text);
-      else context.emit(kind, data);
+      else {
+        if (kind === 'output' && typeof data.text === 'string') stderrTail = (stderrTail + data.text).slice(-STDERR_TAIL_CHARS);
+        context.emit(kind, data);
+      }
     };
 
     const outcome = await runProcess({ command: invocation.command, args: invocation.args, cwd: context.workdir, env: invocation.env }, { emit, signal: context.signal });
@@ -167,7 +176,9 @@ export async function runCliAgent(context: HarnessContext, adapter: CliAgentAdap
     return {
       outcome: 'failed',
       exitCode: outcome.exitCode === 0 ? 1 : outcome.exitCode,
-      summary: reported ? `${adapter.name}: ${reported}` : `${adapter.name} ${how}${summary ? `: ${summary}` : ''}`,
+      summary: reported
+        ? `${adapter.name}: ${reported}`
+        : `${adapter.name} ${how}${summary ? `: ${summary}` : stderrTail.trim() ? `; its last output: ${stderrTail.trim()}` : ''}`,
       ...base,
     };
   } finally {

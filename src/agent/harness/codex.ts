@@ -84,9 +84,10 @@ class CodexAdapter implements CliAgentAdapter {
     ];
     if (model) args.push('-m', model);
     args.push('--', prompt);
-    const childEnv: NodeJS.ProcessEnv = { ...env, [KEY_ENV]: DUMMY_API_KEY, CODEX_HOME: path.join(env.HOME!, '.codex') };
+    const codexHome = path.join(env.HOME!, '.codex');
+    const childEnv: NodeJS.ProcessEnv = { ...env, [KEY_ENV]: DUMMY_API_KEY, CODEX_HOME: codexHome };
     delete childEnv.OPENAI_BASE_URL;
-    return { command: CODEX_COMMAND, args, env: childEnv };
+    return { command: CODEX_COMMAND, args, env: childEnv, dirs: [codexHome] };
   }
 
   onLine(line: string, emit: HarnessContext['emit']): boolean {
