@@ -286,11 +286,12 @@ describe('splitForEvents', () => {
 });
 
 describe('harness registry', () => {
-  it('knows the shell harness and nothing it cannot run', () => {
-    expect(harnessNames()).toEqual(expect.arrayContaining(['shell', 'claude-code', 'codex']));
+  it('knows every built-in harness name, command templates, and nothing it cannot run', () => {
+    expect(harnessNames().sort()).toEqual(['builtin', 'claude-code', 'codex', 'shell']);
     expect(getHarness('shell')?.name).toBe('shell');
+    expect(getHarness('command:aider')?.name).toBe('command:aider');
     expect(getHarness('toString')).toBeUndefined();
-    expect(getHarness('builtin')).toBeUndefined();
+    expect(getHarness('nope')).toBeUndefined();
   });
 
   it('AsyncQueue delivers in order and ends', async () => {

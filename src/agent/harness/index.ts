@@ -13,8 +13,7 @@ import type { HarnessDefinition } from './harness.js';
 import { builtinHarness } from './builtin/builtin.js';
 import { shellHarness } from './shell.js';
 
-// Partial until every built-in harness is registered (issue 3); then it becomes total again.
-const HARNESSES: { readonly [name in BuiltinHarness]?: () => HarnessDefinition } = {
+const HARNESSES: { readonly [name in BuiltinHarness]: () => HarnessDefinition } = {
   builtin: () => builtinHarness(),
   shell: shellHarness,
   'claude-code': claudeCodeHarness,
@@ -25,7 +24,7 @@ const HARNESSES: { readonly [name in BuiltinHarness]?: () => HarnessDefinition }
 export function getHarness(name: string): HarnessDefinition | undefined {
   // `command:<name>`: a template the worker configured; the spec carries it (harness_command).
   if (name.startsWith(COMMAND_HARNESS_PREFIX)) return commandHarness(name);
-  return Object.hasOwn(HARNESSES, name) ? HARNESSES[name as BuiltinHarness]?.() : undefined;
+  return Object.hasOwn(HARNESSES, name) ? HARNESSES[name as BuiltinHarness]() : undefined;
 }
 
 export function harnessNames(): string[] {
