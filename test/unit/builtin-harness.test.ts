@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AsyncQueue } from '../../src/agent/control.js';
 import { builtinHarness } from '../../src/agent/harness/builtin/builtin.js';
-import type { BuiltinLoopOptions } from '../../src/agent/harness/builtin/loop.js';
+import { timeoutMargin, type BuiltinLoopOptions } from '../../src/agent/harness/builtin/loop.js';
 import { UNTRUSTED_CLOSE, UNTRUSTED_OPEN } from '../../src/agent/harness/builtin/prompt.js';
 import type { FollowUpMessage, HarnessContext, HarnessResult } from '../../src/agent/harness/harness.js';
 import { getHarness } from '../../src/agent/harness/index.js';
@@ -66,6 +66,8 @@ async function run(
     model?: string;
     loop?: BuiltinLoopOptions;
     abort?: AbortController;
+    timeoutSeconds?: number;
+    env?: Record<string, string>;
     messages?: AsyncQueue<FollowUpMessage>;
     onEvent?: (event: Recorded) => void;
   } = {},
@@ -74,9 +76,9 @@ async function run(
   const events: Recorded[] = [];
   const queue = options.messages ?? new AsyncQueue<FollowUpMessage>();
   const context: HarnessContext = {
-    spec: spec(options.prompt ?? 'Fix the greeting in greet.js.', { budget: options.budget, model: options.model }),
+    spec: { ...spec(options.prompt ?? 'Fix the greeting in greet.js.', { budget: options.budget, model: options.model }), timeout_seconds: options.timeoutSeconds ?? null },
     workdir: repo,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TMPDIR: dir },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TMPDIR: dir, ...options.env },
     emit: (kind, data) => {
       const event = { kind, data };
       events.push(event);
@@ -198,6 +200,31 @@ describe('the builtin harness', () => {
       expect(requests).toHaveLength(2);
     });
 
+    it('without a time budget, stops on its own shortly before the task timeout', async () => {
+      expect(timeoutMargin(null)).toBeNull();
+      expect(timeoutMargin(3600)).toBe(3480);
+      expect(timeoutMargin(600)).toBe(540);
+      expect(timeoutMargin(1)).toBe(1);
+      const { events } = await run([{ text: 'ok' }], { timeoutSeconds: 600 });
+      expect(ofType(events, 'harness_started')[0]!.data.budget).toEqual({ max_turns: 50, max_seconds: 540, max_tokens: null });
+      const explicit = await run([{ text: 'ok' }], { timeoutSeconds: 600, budget: { max_seconds: 60 } });
+      expect(ofType(explicit.events, 'harness_started')[0]!.data.budget).toMatchObject({ max_seconds: 60 });
+    });
+
+    it('records follow-ups that arrive too late for the model as not delivered', async () => {
+      const messages = new AsyncQueue<FollowUpMessage>();
+      const { result, events, requests } = await run([{ toolCalls: [{ name: 'shell', arguments: { command: 'true' } }] }, { text: 'Summary.', delayMs: 300 }], {
+        budget: { max_turns: 1 },
+        messages,
+        onEvent: (event) => {
+          if (event.data.type === 'budget_reached') messages.push({ id: 'msg_late', text: 'one more thing' });
+        },
+      });
+      expect(result.stopReason).toBe('max_turns');
+      expect(requests).toHaveLength(2);
+      expect(events.filter((e) => e.kind === 'message')).toEqual([{ kind: 'message', data: { id: 'msg_late', text: 'one more thing', delivered: false } }]);
+    });
+
     it('a failed wrap-up call still ends the run as succeeded, with a summary saying so', async () => {
       const { result } = await run(
         [{ toolCalls: [{ name: 'shell', arguments: { command: 'true' } }] }, { error: { status: 400, message: 'no thanks' } }],
@@ -287,6 +314,27 @@ describe('the builtin harness', () => {
     // The latest results stay whole, and what is sent stays near the limit (≈ 4 chars a token).
     expect(last.at(-1)!.content).toContain('0123456789abcdef');
     expect(JSON.stringify(last).length).toBeLessThan(12_000 * 4);
+  });
+
+  it('shrinks the conversation and tries again when the model refuses its size', async () => {
+    await writeFile(path.join(repo, 'big.txt'), '0123456789abcdef\n'.repeat(400));
+    const { result, requests, events } = await run([
+      { toolCalls: [{ name: 'read_file', arguments: { path: 'big.txt' } }] },
+      { error: { status: 400, message: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9001 tokens." } },
+      { text: 'Done despite the small window.' },
+    ]);
+    expect(result).toMatchObject({ outcome: 'succeeded', stopReason: 'completed', summary: 'Done despite the small window.' });
+    expect(requests).toHaveLength(3);
+    expect(ofType(events, 'context_trimmed')[0]!.data).toMatchObject({ reason: 'the model refused the request size', turn: 2 });
+    expect(bodyOf(requests[2]!).messages.find((m) => m.role === 'tool')!.content).toMatch(/^\[output of read_file trimmed/);
+    expect(JSON.stringify(requests[2]!.body).length).toBeLessThan(JSON.stringify(requests[1]!.body).length / 2);
+  });
+
+  it('says so when AIRLOCK_MODEL_CONTEXT_TOKENS is not usable, and goes on with the default', async () => {
+    const { result, events } = await run([{ text: 'ok' }], { env: { AIRLOCK_MODEL_CONTEXT_TOKENS: '12k' } });
+    expect(result.outcome).toBe('succeeded');
+    expect(events.find((e) => e.kind === 'error')!.data.message).toMatch(/AIRLOCK_MODEL_CONTEXT_TOKENS=12k is not usable: .*integer of at least 1000.*using 128000 instead/);
+    expect(ofType(events, 'harness_started')[0]!.data.context_limit_tokens).toBe(128_000);
   });
 
   it('gives the model an error result for an unknown tool or bad arguments, and goes on', async () => {

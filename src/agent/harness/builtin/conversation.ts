@@ -76,9 +76,13 @@ export class Conversation {
 
   /** Bring the estimate under TRIM_TO × limit when it passed TRIM_AT × limit. Returns what was done, or undefined. */
   fit(limitTokens: number): FitReport | undefined {
+    if (this.estimateTokens() <= limitTokens * TRIM_AT) return undefined;
+    return this.shrink(limitTokens * TRIM_TO);
+  }
+
+  /** Bring the estimate under `target` tokens whatever it is now (after the model refused the size). */
+  shrink(target: number): FitReport {
     const before = this.estimateTokens();
-    if (before <= limitTokens * TRIM_AT) return undefined;
-    const target = limitTokens * TRIM_TO;
     let trimmedResults = this.trimToolResults(target, KEEP_RECENT_TOOL_RESULTS);
     // Then every result but the latest turn's: the model's own messages say what those found.
     trimmedResults += this.trimToolResults(target, this.latestTurnToolResults());

@@ -15,8 +15,10 @@
  *   conversation stays valid for the next model call; a bad call costs a turn, never the run.
  * - Follow-up messages are delivered as user messages at the next turn boundary; one that arrives
  *   while the model finishes keeps the run going.
- * - The conversation is fitted to the context limit before every call (conversation.ts): a long
- *   run never fails for size.
+ * - The conversation is fitted to the context limit before every call (conversation.ts), and
+ *   shrunk and sent once more if the model still refuses its size: a long run never fails for size.
+ * - Without a time budget, a task timeout sets one a little earlier (timeoutMargin), so the run
+ *   wraps up instead of being killed.
  * - Every model call, assistant text, tool call and tool result is a transcript event.
  */
 import { splitForEvents } from '../../report/split.js';
@@ -34,6 +36,8 @@ export const DEFAULT_MAX_TURNS = 50;
 export const DEFAULT_CONTEXT_LIMIT_TOKENS = 128_000;
 /** The environment variable (set by the worker for the task environment) that overrides the context limit. */
 export const CONTEXT_LIMIT_ENV = 'AIRLOCK_MODEL_CONTEXT_TOKENS';
+/** After the model refused the size: shrink to this share of what was sent (or of the limit). */
+const OVERFLOW_SHRINK = 0.5;
 /** The wrap-up call gets this long, even after the time budget ran out. */
 const WRAP_UP_TIMEOUT_MS = 120_000;
 /** Tool output shown in a transcript event (the model sees up to the tool's own limit). */
@@ -100,10 +104,12 @@ export async function runBuiltinLoop(context: HarnessContext, options: BuiltinLo
   const started = Date.now();
   const budget: Budget = {
     maxTurns: spec.budget?.max_turns ?? DEFAULT_MAX_TURNS,
-    maxSeconds: spec.budget?.max_seconds ?? null,
+    maxSeconds: spec.budget?.max_seconds ?? timeoutMargin(spec.timeout_seconds),
     maxTokens: spec.budget?.max_tokens ?? null,
   };
-  const contextLimit = options.contextLimitTokens ?? contextLimitFromEnv(context.env) ?? DEFAULT_CONTEXT_LIMIT_TOKENS;
+  const fromEnv = contextLimitFromEnv(context.env);
+  if (fromEnv instanceof Error) context.emit('error', { type: 'configuration', message: fromEnv.message });
+  const contextLimit = options.contextLimitTokens ?? (fromEnv instanceof Error ? undefined : fromEnv) ?? DEFAULT_CONTEXT_LIMIT_TOKENS;
   const limits: ToolLimits = { ...DEFAULT_TOOL_LIMITS, ...options.toolLimits };
   const definitions = toolDefinitions();
   const tools: ChatTool[] = definitions.map((definition) => ({ type: 'function', function: definition }));
@@ -200,7 +206,22 @@ export async function runBuiltinLoop(context: HarnessContext, options: BuiltinLo
       turn++;
       let answer: ModelTurn;
       try {
-        answer = await callModel(conversation, { wrapUp: false, signal: work });
+        answer = await callModel(conversation, { wrapUp: false, signal: work }).catch(async (err: unknown) => {
+          // The model refused the size after all (our estimate was off): shrink hard, try once more.
+          if (!isContextOverflow(err)) throw err;
+          const shrunk = conversation.shrink(Math.min(conversation.estimateTokens(), contextLimit) * OVERFLOW_SHRINK);
+          context.emit('status', {
+            type: 'context_trimmed',
+            turn,
+            reason: 'the model refused the request size',
+            trimmed_tool_results: shrunk.trimmedResults,
+            dropped_messages: shrunk.droppedMessages,
+            tokens_before: shrunk.tokensBefore,
+            tokens_after: shrunk.tokensAfter,
+            context_limit_tokens: contextLimit,
+          });
+          return callModel(conversation, { wrapUp: false, signal: work });
+        });
       } catch (err) {
         if (context.signal.aborted) return cancelled();
         if (timeUp.signal.aborted) {
@@ -265,6 +286,8 @@ export async function runBuiltinLoop(context: HarnessContext, options: BuiltinLo
     return finish({ outcome: 'succeeded', exitCode: 0, summary, stopReason: stop });
   } finally {
     clearTimeout(timer);
+    // Messages that came too late for the model: recorded, so the user sees they were not read.
+    for (const message of inbox.take()) context.emit('message', { id: message.id, text: message.text, delivered: false });
     inbox.stop();
     client.close();
   }
@@ -299,11 +322,32 @@ function budgetReached(budget: Budget, state: { turn: number; started: number; u
   return undefined;
 }
 
-function contextLimitFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+function contextLimitFromEnv(env: NodeJS.ProcessEnv): number | Error | undefined {
   const raw = env[CONTEXT_LIMIT_ENV];
   if (raw === undefined || raw === '') return undefined;
   const value = Number(raw);
-  return Number.isInteger(value) && value >= 1_000 ? value : undefined;
+  if (Number.isInteger(value) && value >= 1_000) return value;
+  return new Error(
+    `${CONTEXT_LIMIT_ENV}=${raw} is not usable: it must be the model's context window in tokens, an integer of at least 1000 (e.g. 200000) — using ${DEFAULT_CONTEXT_LIMIT_TOKENS} instead`,
+  );
+}
+
+/**
+ * Without a time budget, a task timeout still ends the run — killed, without a summary. Stop on
+ * our own a little earlier (10 %, at most 2 minutes) so there is time to wrap up and commit.
+ */
+export function timeoutMargin(timeoutSeconds: number | null): number | null {
+  if (timeoutSeconds === null) return null;
+  return Math.max(1, timeoutSeconds - Math.min(120, Math.ceil(timeoutSeconds * 0.1)));
+}
+
+/** A 400/413 that says the request is too long for the model's context window. */
+function isContextOverflow(err: unknown): boolean {
+  return (
+    err instanceof ModelCallError &&
+    (err.status === 400 || err.status === 413) &&
+    /context[_ ]length|context window|too many tokens|maximum context|prompt is too long|too large/i.test(err.message)
+  );
 }
 
 function reasonOf(signal: AbortSignal): string {
