@@ -2,7 +2,8 @@
 // HTTP, working on a real temporary git repository with the real tools: a fix via edit_file and a
 // command, budgets and their wrap-up call, cancellation in a model call and in a command,
 // follow-up messages, context trimming, bad tool calls, model errors, a prompt-injection
-// repository, and one run through `airlock agent run` and a real TaskGateway.
+// repository; and whole runs through `airlock agent run` and a real TaskGateway, with a passthrough
+// and with the real model router translating to each provider wire API.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import type { FollowUpMessage, HarnessContext, HarnessResult } from '../../src/a
 import { getHarness } from '../../src/agent/harness/index.js';
 import { parseGatewayAddress } from '../../src/agent/report/client.js';
 import { runAgent } from '../../src/agent/run.js';
+import { createModelRouter, parseModelsConfig } from '../../src/llm/index.js';
 import type { AgentEvent, AgentResult } from '../../src/protocol/gateway.js';
 import type { Budget, EventKind, ExecutionSpec } from '../../src/protocol/task.js';
 import { TaskGateway } from '../../src/worker/taskgateway/index.js';
@@ -477,3 +479,72 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+describe('the builtin harness through the model router', () => {
+  // The real router and translation (src/llm) behind a real TaskGateway: the agent speaks Chat
+  // Completions; the provider speaks each of the three wire APIs to the scripted model server.
+  for (const provider of ['p-chat', 'p-responses', 'p-messages'] as const) {
+    it(`fixes the file and wraps up at its turn budget via ${provider}`, async () => {
+      let calls = 0;
+      server = await startScriptedModelServer({
+        script: () => {
+          calls++;
+          if (calls === 1) return { toolCalls: [{ name: 'edit_file', arguments: { path: 'greet.js', old_string: "'helo, '", new_string: "'hello, '" } }] };
+          if (calls === 2) return { toolCalls: [{ name: 'shell', arguments: { command: 'node greet.js world' } }] };
+          return { text: 'Fixed greet.js; stopped at the turn budget.' };
+        },
+      });
+      const router = createModelRouter(
+        parseModelsConfig({
+          default: provider,
+          providers: {
+            'p-chat': { type: 'openai-compatible', base_url: `${server.url}/v1`, api: 'chat', api_key_env: 'K', model: 'm' },
+            'p-responses': { type: 'openai-compatible', base_url: `${server.url}/v1`, api: 'responses', api_key_env: 'K', model: 'm' },
+            'p-messages': { type: 'anthropic', base_url: server.url, api_key_env: 'K', model: 'm' },
+          },
+        }),
+        { env: { K: 'provider-key' } },
+      );
+      const results: AgentResult[] = [];
+      const events: AgentEvent[] = [];
+      const socketPath = path.join(dir, 'gw.sock');
+      const gateway = new TaskGateway({
+        socketPath,
+        token: 'test-token-0123456789abcdef',
+        spec: { ...spec('Fix the greeting.'), budget: { max_turns: 2 } },
+        onEvents: async (batch) => {
+          events.push(...batch);
+        },
+        onResult: (result) => {
+          results.push(result);
+        },
+        llm: (request) => router.handle(request),
+      });
+      await gateway.start();
+      try {
+        const code = await runAgent({
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TMPDIR: dir, AIRLOCK_GATEWAY: `unix:${socketPath}`, AIRLOCK_TASK_TOKEN: 'test-token-0123456789abcdef', AIRLOCK_WORKDIR: repo },
+          stderr: () => undefined,
+          handleSignals: false,
+          specDeadlineMs: 500,
+        });
+        expect(code).toBe(0);
+      } finally {
+        await gateway.close();
+      }
+      expect(await readFile(path.join(repo, 'greet.js'), 'utf8')).toBe("console.log('hello, ' + process.argv[2]);\n");
+      expect(results).toEqual([{ outcome: 'succeeded', exit_code: 0, summary: 'Fixed greet.js; stopped at the turn budget.', stop_reason: 'max_turns' }]);
+      const toolResults = events.filter((e) => e.data.type === 'tool_result').map((e) => e.data);
+      expect(toolResults.map((r) => [r.name, r.ok])).toEqual([
+        ['edit_file', true],
+        ['shell', true],
+      ]);
+      expect(toolResults[1]!.output).toContain('hello, world');
+      expect(server.requests).toHaveLength(3);
+      // The wrap-up request, in the provider's own format, forbids tools and asks for the summary.
+      const wrapUp = JSON.stringify(server.requests[2]!.body);
+      expect(wrapUp).toContain('Do not call any tools');
+      expect(wrapUp).toMatch(/"tool_choice":("none"|\{"type":"none"\})/);
+    });
+  }
+});
