@@ -27,6 +27,12 @@ export function onShutdownSignals(handler: (signal: NodeJS.Signals, count: numbe
   }
 }
 
+/** The LLM gateway's settings from `--config FILE` (none: no providers, default token lifetime). */
+export async function loadLlmConfig(file: string | undefined) {
+  const { loadServerConfigFile, resolveLlmGatewayConfig } = await import('../server/llm/config.js');
+  return resolveLlmGatewayConfig(file === undefined ? {} : loadServerConfigFile(file));
+}
+
 export function registerServerCommand(program: Command): void {
   program
     .command('server')
@@ -38,11 +44,14 @@ export function registerServerCommand(program: Command): void {
     .option('--claim-timeout <duration>', 'how long a worker has to claim an offer', '10s')
     .option('--cancel-grace <duration>', 'time between the graceful stop and the hard kill on cancel', '10s')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
-    .action(async (opts: { port: string; host: string; dataDir: string; leaseTtl: string; claimTimeout: string; cancelGrace: string; logLevel: string }) => {
+    .option('--config <file>', 'server config file (YAML): the LLM gateway\'s models, per-team overrides, llm_token_ttl')
+    .action(async (opts: { port: string; host: string; dataDir: string; leaseTtl: string; claimTimeout: string; cancelGrace: string; logLevel: string; config?: string }) => {
       const { default: pino } = await import('pino');
       const { startServer } = await import('../server/server.js');
+      const llm = await loadLlmConfig(opts.config);
       const log = pino({ level: opts.logLevel });
       const server = await startServer({
+        llm,
         port: parsePort(opts.port),
         host: opts.host,
         dataDir: opts.dataDir,

@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { newId } from '../lib/ids.js';
 import type { Store } from '../server/store/store.js';
-import { onShutdownSignals, parsePort } from './server.js';
+import { loadLlmConfig, onShutdownSignals, parsePort } from './server.js';
 
 const TEAM = 'default';
 
@@ -44,7 +44,8 @@ export function registerUpCommand(program: Command): void {
     .option('--dir <dir>', 'where to keep state', './.airlock')
     .option('--concurrency <n>', 'tasks the local worker runs at once', '2')
     .option('--log-level <level>', 'log level for both', 'warn')
-    .action(async (opts: { port: string; dir: string; concurrency: string; logLevel: string }) => {
+    .option('--config <file>', 'server config file (YAML): the LLM gateway\'s models (team "default" in overrides)')
+    .action(async (opts: { port: string; dir: string; concurrency: string; logLevel: string; config?: string }) => {
       // Loaded on use, so other commands (and the agent runtime) start fast.
       const { default: pino } = await import('pino');
       const { startServer } = await import('../server/server.js');
@@ -53,7 +54,8 @@ export function registerUpCommand(program: Command): void {
       const dir = resolve(opts.dir);
       const log = pino({ level: opts.logLevel });
       const dataDir = resolve(dir, 'server');
-      const server = await startServer({ port: parsePort(opts.port), host: '127.0.0.1', dataDir, log });
+      const llm = await loadLlmConfig(opts.config);
+      const server = await startServer({ port: parsePort(opts.port), host: '127.0.0.1', dataDir, log, llm });
       const { store, authenticate } = server.context;
       const credentials = await ensureCredentials(store, dataDir, resolve(dir, 'credentials.json'), authenticate);
       const config = resolveWorkerConfig(

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import type { Role, Store, TaskRecord, EventRecord, WorkerRecord } from './store/store.js';
 import type { ServerMetrics } from './metrics.js';
+import type { LlmTokenAuthority } from './llm/tokens.js';
 
 export interface Principal {
   teamId: string;
@@ -70,4 +71,6 @@ export interface ServerContext {
   workers: WorkerDirectory;
   /** Resolve a bearer token to a principal, or undefined if unknown/revoked/malformed. */
   authenticate: (token: string) => Promise<Principal | undefined>;
+  /** Mints the task-scoped tokens of the LLM gateway (claimed, heartbeat_ack); absent: none are issued. */
+  llmTokens?: LlmTokenAuthority;
 }

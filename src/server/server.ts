@@ -11,6 +11,10 @@ import { createAuthenticator, loadOrCreateServerSecret } from './auth/keys.js';
 import type { ServerContext, ServerSettings } from './context.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
 import { buildHttpApp } from './http/app.js';
+import { resolveLlmGatewayConfig, type LlmGatewayConfig } from './llm/config.js';
+import { attachLlmGateway } from './llm/gateway.js';
+import { LlmTokenAuthority } from './llm/tokens.js';
+import { createModelRouter } from '../llm/router.js';
 import { createServerMetrics } from './metrics.js';
 import { openSqliteStore } from './store/sqlite/index.js';
 import type { Store } from './store/store.js';
@@ -28,6 +32,10 @@ export interface ServerOptions {
   clock?: Clock;
   /** Use this store instead of SQLite in dataDir (PostgreSQL, or a test's own). */
   store?: Store;
+  /** The LLM gateway's providers and token lifetime (the server config file); none: no providers. */
+  llm?: LlmGatewayConfig;
+  /** Where provider API keys are read (`api_key_env`); the process environment by default. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Defaults: a lost worker is noticed within 30 s; an offer is re-queued after 10 s without a claim. */
@@ -57,7 +65,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const hub = new MemoryTranscriptHub();
   const registry = new WorkerRegistry();
   const authenticate = createAuthenticator(store, secret);
-  const base = { store, clock, log, metrics, settings, hub, authenticate };
+  const llm = options.llm ?? resolveLlmGatewayConfig();
+  const llmTokens = new LlmTokenAuthority(secret, llm.tokenTtlMs);
+  const base = { store, clock, log, metrics, settings, hub, authenticate, llmTokens };
   const dispatcher = new Dispatcher(base, registry);
   const context: ServerContext = {
     ...base,
@@ -70,6 +80,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   };
   const app = await buildHttpApp(context);
+  const env = options.env ?? process.env;
+  attachLlmGateway(app, base, { config: llm, tokens: llmTokens, createRouter: (models) => createModelRouter(models, { env }) });
   const sockets = attachWorkerSockets(app, base, registry, dispatcher);
   await app.listen({ port: options.port, host: options.host });
   const address = app.server.address();

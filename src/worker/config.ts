@@ -10,6 +10,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from '../lib/durations.js';
+import { ModelsConfig } from '../llm/config.js';
 import { ValidationError } from '../protocol/errors.js';
 import { WorkerId } from '../protocol/task.js';
 import { parseOrThrow } from '../protocol/zod-errors.js';
@@ -54,6 +55,8 @@ export const WorkerFileConfig = z.strictObject({
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),
   /** Command-template agents, run by tasks with harness `command:<name>` (see harness-templates.ts). */
   harnesses: HarnessesConfig.optional(),
+  /** BYOLLM: the team's own providers; model requests then go straight there, never to the server. */
+  models: ModelsConfig.optional(),
 });
 export type WorkerFileConfig = z.infer<typeof WorkerFileConfig>;
 
@@ -97,6 +100,8 @@ export interface WorkerConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** Command templates by name (`command:<name>` harnesses). */
   harnesses: Record<string, HarnessTemplate>;
+  /** BYOLLM providers; null: model requests go to the control plane's LLM gateway. */
+  models: ModelsConfig | null;
 }
 
 /** Setup commands install things: minutes, not seconds. Teardown should be quick. */
@@ -207,6 +212,7 @@ export function resolveWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv, 
     cancelGraceMs: file.cancel_grace ?? DEFAULT_CANCEL_GRACE_MS,
     logLevel,
     harnesses: resolveHarnessTemplates(file.harnesses),
+    models: file.models ?? null,
   };
 }
 

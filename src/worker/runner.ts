@@ -19,8 +19,10 @@ import type { AgentEvent, AgentResult } from '../protocol/gateway.js';
 import type { FailureReason, Outcome } from '../protocol/lifecycle.js';
 import type { ExecutionSpec, TranscriptEvent } from '../protocol/task.js';
 import { MAX_EVENTS_PER_BATCH } from '../protocol/task.js';
+import type { LlmToken } from '../protocol/worker-messages.js';
 import type { Backend, ExitStatus } from './backends/backend.js';
 import { specWithHarness, type HarnessTemplate } from './harness-templates.js';
+import { ExecutionModelRoute, controlPlaneProvider, type ModelHandler } from './llm/index.js';
 import type { Outbox } from './outbox/outbox.js';
 import { Redactor } from './redact/index.js';
 import { TaskGateway } from './taskgateway/index.js';
@@ -45,6 +47,8 @@ export interface RunnerOptions {
   notify: () => void;
   /** Command templates for `command:<name>` harnesses (the worker's `harnesses:`). */
   harnesses?: Record<string, HarnessTemplate>;
+  /** Model routing: the BYOLLM router (`models:`), or null to relay to the server's LLM gateway. */
+  models?: { byollm: ModelHandler | null; serverUrl: string };
 }
 
 interface Execution {
@@ -63,6 +67,9 @@ interface Execution {
   /** Serialises ingest calls so seqs follow arrival order. */
   chain: Promise<void>;
   done: Promise<void>;
+  /** The execution's current token for the control plane's LLM gateway (claimed, then heartbeat renewals). */
+  llmToken: string | null;
+  modelRoute?: ExecutionModelRoute;
 }
 
 export class ExecutionRunner {
@@ -89,8 +96,16 @@ export class ExecutionRunner {
     return this.executions.has(executionId);
   }
 
+  /** Renewed LLM gateway tokens from a heartbeat ack. */
+  setLlmTokens(tokens: readonly LlmToken[]): void {
+    for (const token of tokens) {
+      const execution = this.executions.get(token.execution_id);
+      if (execution) execution.llmToken = token.token;
+    }
+  }
+
   /** Start an execution the server confirmed we claimed. Resolves when it has fully ended. */
-  start(spec: ExecutionSpec): Promise<void> {
+  start(spec: ExecutionSpec, llmToken: LlmToken | null = null): Promise<void> {
     const existing = this.executions.get(spec.execution_id);
     if (existing) return existing.done;
     const local = this.options.outbox.rememberExecution(spec, this.options.clock.now());
@@ -101,6 +116,7 @@ export class ExecutionRunner {
       streams: new Map(),
       chain: Promise.resolve(),
       done: Promise.resolve(),
+      llmToken: llmToken?.token ?? null,
     };
     this.executions.set(spec.execution_id, execution);
     execution.done = this.run(execution).catch((err: unknown) => {
@@ -123,6 +139,7 @@ export class ExecutionRunner {
         throw Object.assign(new Error(`the task environment could not be prepared: ${describeError(err)}`), { reason: 'workspace' as const });
       });
       const token = randomBytes(32).toString('base64url');
+      execution.modelRoute = this.modelRoute(execution);
       const gateway = new TaskGateway({
         socketPath: prepared.gatewaySocketPath,
         token,
@@ -131,6 +148,7 @@ export class ExecutionRunner {
         onResult: (result: AgentResult) => {
           execution.result = result;
         },
+        ...(execution.modelRoute ? { llm: execution.modelRoute.handle } : {}),
         log: execution.log,
       });
       execution.gateway = gateway;
@@ -175,6 +193,7 @@ export class ExecutionRunner {
     await execution.chain;
     this.flushStreams(execution);
     await execution.gateway?.close().catch(() => undefined);
+    const usage = execution.modelRoute ? await execution.modelRoute.finalUsage() : null;
     if (!execution.abandoned) {
       const outcome = this.outcome(execution, status, failure);
       // The agent's own `result` event says what the harness concluded; this one says what the
@@ -195,12 +214,24 @@ export class ExecutionRunner {
         exit_code: outcome.exitCode,
         failure_reason: outcome.failureReason,
         message: outcome.message,
+        ...(usage ? { usage } : {}),
       });
       execution.log.info({ outcome: outcome.outcome, reason: outcome.failureReason, exitCode: outcome.exitCode }, 'task:execution:finished');
     }
     await backend.cleanup(spec.execution_id).catch((err: unknown) => execution.log.warn({ err: describeError(err) }, 'cleanup failed'));
     this.options.outbox.forgetExecution(spec.execution_id);
     this.executions.delete(spec.execution_id);
+  }
+
+  /** The execution's model route: BYOLLM when the worker has `models:`, the control plane otherwise. */
+  private modelRoute(execution: Execution): ExecutionModelRoute | undefined {
+    const models = this.options.models;
+    if (!models) return undefined;
+    if (models.byollm) return new ExecutionModelRoute(models.byollm, 'byollm');
+    return new ExecutionModelRoute(
+      controlPlaneProvider(models.serverUrl, () => execution.llmToken),
+      'control-plane',
+    );
   }
 
   private outcome(

@@ -15,6 +15,7 @@ import type { WorkerConfig } from './config.js';
 import { ServerConnection } from './connection/connection.js';
 import { Outbox } from './outbox/outbox.js';
 import { ExecutionRunner } from './runner.js';
+import { createModelRouter } from '../llm/router.js';
 
 export const WORKER_VERSION = '0.1.0';
 /** Decline a held offer this long before its claim deadline, so the decline arrives in time. */
@@ -80,6 +81,8 @@ export class Worker {
       log: this.log,
       clock,
       notify: () => this.connection.pump(),
+      // BYOLLM: built now, so a provider whose key is missing fails the start, naming the variable.
+      models: { byollm: config.models ? createModelRouter(config.models, { env: process.env }) : null, serverUrl: config.serverUrl },
     });
     this.connection = new ServerConnection({
       serverUrl: config.serverUrl,
@@ -200,7 +203,7 @@ export class Worker {
           this.log.info({ offer: message.offer_id, reason: message.reason }, 'claim refused');
           return;
         }
-        void this.runner.start(offer.execution).then(() => {
+        void this.runner.start(offer.execution, message.llm_token ?? null).then(() => {
           this.claimWaiting();
           this.connection.sendHeartbeat();
         });
@@ -212,6 +215,7 @@ export class Worker {
       case 'heartbeat_ack':
         for (const id of message.lost) this.runner.abandon(id, 'the server no longer recognises this lease');
         for (const c of message.cancel) this.runner.cancel(c.execution_id, c.reason, this.options.config.cancelGraceMs);
+        if (message.llm_tokens) this.runner.setLlmTokens(message.llm_tokens);
         return;
       case 'message':
         this.runner.deliverMessage(message.execution_id, message.message_id, message.text);

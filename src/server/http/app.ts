@@ -19,6 +19,7 @@ import { buildOpenApiDocument } from './openapi.js';
 import { opsRoutes } from './ops.js';
 import { registerRoutes, type AnyRoute } from './route.js';
 import { taskRoutes } from './tasks.js';
+import { usageRoutes } from '../llm/usage-route.js';
 import { workerRoutes } from './workers.js';
 
 /** Polled by load balancers and Prometheus every few seconds: successes are logged at debug only. */
@@ -42,7 +43,7 @@ export function apiRoutes(ctx: ServerContext, followers: Followers, options: Req
       version: API_VERSION,
       description: 'Control plane API of Airlock: tasks, their transcripts, and workers. Authenticate with `Authorization: Bearer <team API key>`.',
     }));
-  routes.push(...taskRoutes(ctx), ...environmentRoutes(ctx), ...eventRoutes(ctx, followers, { keepAliveMs: options.sseKeepAliveMs }), ...workerRoutes(ctx), ...opsRoutes(ctx, openApi));
+  routes.push(...taskRoutes(ctx), ...environmentRoutes(ctx), ...eventRoutes(ctx, followers, { keepAliveMs: options.sseKeepAliveMs }), ...workerRoutes(ctx), ...usageRoutes(ctx), ...opsRoutes(ctx, openApi));
   return routes;
 }
 

@@ -29,6 +29,7 @@ import {
   type TaskState,
 } from '../../protocol/lifecycle.js';
 import { BEGIN_IMMEDIATE, COMMIT, ROLLBACK, hotQueries, type HotQueries } from './hot-queries.js';
+import { llmUsageReport, recordLlmUsage, type LlmUsageFilter, type LlmUsageIncrement, type LlmUsageReport } from './llm-usage.js';
 import { rowLimit } from './prepared.js';
 import { migrateToLatest } from './migrations/index.js';
 import {
@@ -875,6 +876,14 @@ class KyselyStore implements Store {
   async listAudit(teamId: string, limit: number): Promise<AuditRecord[]> {
     const rows = await this.#db.selectFrom('audit_log').selectAll().where('team_id', '=', teamId).orderBy('id', 'desc').limit(rowLimit(limit)).execute();
     return rows.map(auditFromRow);
+  }
+
+  async recordLlmUsage(increment: LlmUsageIncrement): Promise<void> {
+    await recordLlmUsage(this.#db, increment);
+  }
+
+  async llmUsageReport(teamId: string, filter?: LlmUsageFilter): Promise<LlmUsageReport> {
+    return llmUsageReport(this.#db, teamId, filter);
   }
 
   async countTasksByState(): Promise<Record<TaskState, number>> {

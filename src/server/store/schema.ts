@@ -151,6 +151,19 @@ export interface EnvironmentsTable {
   updated_at: Millis;
 }
 
+/** LLM gateway usage (migration 0004): counters per execution and model, never a body. */
+export interface LlmUsageTable {
+  execution_id: string;
+  model: string;
+  team_id: string;
+  task_id: string;
+  requests: ColumnType<number | string, number, number>;
+  errors: ColumnType<number | string, number, number>;
+  input_tokens: ColumnType<number | string, number, number>;
+  output_tokens: ColumnType<number | string, number, number>;
+  updated_at: Millis;
+}
+
 export interface Database {
   teams: TeamsTable;
   api_keys: ApiKeysTable;
@@ -161,6 +174,7 @@ export interface Database {
   messages: MessagesTable;
   audit_log: AuditLogTable;
   environments: EnvironmentsTable;
+  llm_usage: LlmUsageTable;
 }
 
 export type StoreDialect = 'sqlite' | 'postgres';

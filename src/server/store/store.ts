@@ -14,6 +14,7 @@
  */
 import type { ExecutionState, FailureReason, Outcome, TaskState } from '../../protocol/lifecycle.js';
 import type { Artifacts, Budget, EventKind, Harness, PullRequestOptions, Usage } from '../../protocol/task.js';
+import type { LlmUsageFilter, LlmUsageIncrement, LlmUsageReport } from './llm-usage.js';
 
 export const ROLES = ['admin', 'member', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -357,4 +358,10 @@ export interface Store {
   appendAudit(entry: Omit<AuditRecord, 'id'>): Promise<void>;
   listAudit(teamId: string, limit: number): Promise<AuditRecord[]>;
   countTasksByState(): Promise<Record<TaskState, number>>;
+
+  // ── LLM gateway usage (llm-usage.ts) ──
+  /** Add one model request's counters to its execution's row for that model. */
+  recordLlmUsage(increment: LlmUsageIncrement): Promise<void>;
+  /** A team's gateway usage: totals, by task and by model. */
+  llmUsageReport(teamId: string, filter?: LlmUsageFilter): Promise<LlmUsageReport>;
 }

@@ -315,7 +315,8 @@ class WorkerConnection {
     if (result.ok) {
       session.executions.set(result.execution.id, { taskId: result.task.id, ordinal: result.execution.ordinal, epoch: result.execution.epoch });
       metrics.dispatchLatency.observe((now - result.task.createdAt) / 1000);
-      this.send({ type: 'claimed', offer_id: offerId, ok: true, reason: null });
+      const llmToken = this.ctx.llmTokens?.issue(result.execution.id, now);
+      this.send({ type: 'claimed', offer_id: offerId, ok: true, reason: null, ...(llmToken ? { llm_token: llmToken } : {}) });
     } else {
       this.send({ type: 'claimed', offer_id: offerId, ok: false, reason: result.reason });
       this.dispatcher.wake('claim refused', { teamId: session.teamId });
@@ -348,7 +349,12 @@ class WorkerConnection {
       now,
       leaseExpiresAt: now + settings.leaseTtlMs,
     });
-    for (const id of lost) session.executions.delete(id);
+    for (const id of lost) {
+      session.executions.delete(id);
+      this.ctx.llmTokens?.forget(id);
+    }
+    // LLM tokens past half their life are renewed with the leases they belong to.
+    const llmTokens = this.ctx.llmTokens?.renewals(renewed, now) ?? [];
     const cancels = await store.pendingCancels(session.teamId, session.workerId);
     await store.touchWorker(session.teamId, session.workerId, now, heartbeat.draining);
     this.send({
@@ -356,6 +362,7 @@ class WorkerConnection {
       renewed,
       lost,
       cancel: cancels.map((e) => ({ execution_id: e.id, reason: 'cancelled by a user' })),
+      ...(llmTokens.length > 0 ? { llm_tokens: llmTokens } : {}),
     });
     if (wasDraining && !heartbeat.draining) this.dispatcher.wake('worker stopped draining', { teamId: session.teamId, workerId: session.workerId });
   }
@@ -432,6 +439,7 @@ class WorkerConnection {
     if (result === 'lease_lost') return this.leaseLost(message.id, message.execution_id);
     this.ack(message.id, null);
     session.executions.delete(message.execution_id);
+    this.ctx.llmTokens?.forget(message.execution_id);
     if (ended) this.dispatcher.executionEnded(ended);
   }
 

@@ -13,6 +13,7 @@ import type { Database, StoreDialect } from '../schema.js';
 import { initialSchema } from './0001-initial.js';
 import { environmentsSchema } from './0002-environments.js';
 import { taskRecipesSchema } from './0003-task-recipes.js';
+import { llmUsageSchema } from './0004-llm-usage.js';
 
 /** Our own table names, so an operator reading the schema knows whose bookkeeping it is. */
 export const MIGRATION_TABLE = 'airlock_migration';
@@ -23,6 +24,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
     '0001-initial': initialSchema(dialect),
     '0002-environments': environmentsSchema(),
     '0003-task-recipes': taskRecipesSchema(),
+    '0004-llm-usage': llmUsageSchema(),
   };
   return { getMigrations: async () => migrations };
 }

@@ -1,0 +1,75 @@
+/**
+ * One execution's model route: what the task gateway calls for `POST /v1/chat/completions`,
+ * `/v1/responses` and `/v1/messages`. With `models:` in the worker's config (BYOLLM) requests go
+ * from the worker straight to the team's provider through the model router and never touch the
+ * control plane; otherwise they are relayed to the control plane's LLM gateway.
+ *
+ * It meters every call — requests, input and output tokens, from the usage each response settles
+ * with — for the execution's `execution.finished.usage`.
+ *
+ * Invariants: a call never rejects (a failure is an error response in the client's format);
+ * every call counts as a request, whatever its outcome. Not done here (yet): redaction of
+ * outgoing model requests — prompts leave as the agent wrote them, to the provider the operator
+ * chose (see docs/security.md).
+ */
+import type { LlmProvider, LlmRequest, LlmResponse, LlmUsage } from '../../llm/types.js';
+import { errorResponse } from '../../llm/errors.js';
+import type { Usage } from '../../protocol/task.js';
+
+/** The router of the worker's `models:` block (llm/router.ts); only `handle` is needed here. */
+export interface ModelHandler {
+  handle(request: LlmRequest): Promise<LlmResponse>;
+}
+
+/** After the task ended, how long to wait for usage of streams still settling. */
+const SETTLE_TIMEOUT_MS = 2_000;
+
+export class ExecutionModelRoute {
+  private readonly totals: Usage = { input_tokens: 0, output_tokens: 0, requests: 0 };
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    /** BYOLLM router, or the control-plane provider of this execution. */
+    private readonly target: ModelHandler | LlmProvider,
+    readonly route: 'byollm' | 'control-plane',
+  ) {}
+
+  /** The task gateway's `llm` option. */
+  handle = async (request: LlmRequest): Promise<LlmResponse> => {
+    this.totals.requests += 1;
+    let response: LlmResponse;
+    try {
+      response = await this.target.handle(request);
+    } catch (err) {
+      return errorResponse(request.api, 500, `the worker could not route the model request: ${(err as Error).message}`);
+    }
+    const settled = response.usage.then(
+      (usage) => this.add(usage),
+      () => undefined,
+    );
+    this.pending.add(settled);
+    void settled.finally(() => this.pending.delete(settled));
+    return response;
+  };
+
+  private add(usage: LlmUsage | null): void {
+    if (!usage) return;
+    this.totals.input_tokens += usage.input_tokens;
+    this.totals.output_tokens += usage.output_tokens;
+  }
+
+  /** Totals so far. */
+  get usage(): Usage {
+    return { ...this.totals };
+  }
+
+  /** Totals once the usage of every call made so far settled (or after a short wait). */
+  async finalUsage(timeoutMs = SETTLE_TIMEOUT_MS): Promise<Usage> {
+    if (this.pending.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all([...this.pending]), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(timer);
+    }
+    return this.usage;
+  }
+}
