@@ -65,6 +65,7 @@ describe('the OpenAPI document', () => {
         'GET /api/v1/tasks/{id}',
         'GET /api/v1/tasks/{id}/diff',
         'GET /api/v1/tasks/{id}/events',
+        'GET /api/v1/usage',
         'GET /api/v1/workers',
         'GET /healthz',
         'GET /metrics',

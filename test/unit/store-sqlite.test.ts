@@ -70,7 +70,7 @@ describe('SQLite store', () => {
     try {
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
       const applied = raw.prepare(`select name from ${MIGRATION_TABLE} order by name`).all() as Array<{ name: string }>;
-      expect(applied.map((m) => m.name)).toEqual(['0001-initial', '0002-environments', '0003-task-recipes']);
+      expect(applied.map((m) => m.name)).toEqual(['0001-initial', '0002-environments', '0003-task-recipes', '0004-llm-usage']);
     } finally {
       raw.close();
     }

@@ -37,6 +37,7 @@ export interface LlmUsageReport {
 
 export interface LlmUsageFilter {
   taskId?: string;
+  executionId?: string;
 }
 
 export async function recordLlmUsage(db: Kysely<Database>, row: LlmUsageIncrement): Promise<void> {
@@ -75,6 +76,7 @@ const totals = (row: { input_tokens: unknown; output_tokens: unknown; requests: 
 export async function llmUsageReport(db: Kysely<Database>, teamId: string, filter: LlmUsageFilter = {}): Promise<LlmUsageReport> {
   let base = db.selectFrom('llm_usage').where('team_id', '=', teamId);
   if (filter.taskId !== undefined) base = base.where('task_id', '=', filter.taskId);
+  if (filter.executionId !== undefined) base = base.where('execution_id', '=', filter.executionId);
   const sums = [
     sql<string | number>`sum(input_tokens)`.as('input_tokens'),
     sql<string | number>`sum(output_tokens)`.as('output_tokens'),

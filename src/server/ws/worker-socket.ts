@@ -28,6 +28,7 @@ import {
   type ServerMessage,
 } from '../../protocol/worker-messages.js';
 import type { ServerContext } from '../context.js';
+import { recordWorkerReportedUsage } from '../llm/worker-usage.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { budgetStopMessage, isBudgetStop } from '../dispatch/results.js';
 import type { WorkerRegistry, WorkerSession } from './registry.js';
@@ -440,6 +441,15 @@ class WorkerConnection {
     this.ack(message.id, null);
     session.executions.delete(message.execution_id);
     this.ctx.llmTokens?.forget(message.execution_id);
+    if (result === 'ok' && ended && message.usage) {
+      await recordWorkerReportedUsage(this.ctx.store, {
+        teamId: session.teamId,
+        taskId: ended.task.id,
+        executionId: message.execution_id,
+        usage: message.usage,
+        now: this.ctx.clock.now(),
+      }).catch((err: unknown) => this.log.error({ err: describeError(err), execution: message.execution_id }, 'llm:usage:record-failed'));
+    }
     if (ended) this.dispatcher.executionEnded(ended);
   }
 
