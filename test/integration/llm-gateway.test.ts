@@ -116,6 +116,8 @@ describe('control-plane route: task gateway → worker → server gateway → pr
     expect(usage.body.by_task).toEqual([{ task_id: task.id, input_tokens: 60, output_tokens: 30, requests: 6, errors: 0 }]);
     const byModel = Object.fromEntries(usage.body.by_model.map((m: any) => [m.model, m.requests]));
     expect(byModel).toEqual({ 'some-model': 4, 'claude-test': 2 });
+    // The worker metered the same calls and reported them with execution.finished.
+    expect(task.usage).toEqual({ input_tokens: 60, output_tokens: 30, requests: 6 });
     // The server's log has one llm:request line per call, with counts and no body.
     expect(server.log.text.match(/"msg":"llm:request"/g)?.length).toBeGreaterThanOrEqual(6);
   });
@@ -182,6 +184,8 @@ describe('BYOLLM: worker → the team\'s provider, never the control plane', () 
     // The worker's metered usage arrived with execution.finished: the server records it as BYOLLM.
     const usage = await server.api(`/api/v1/usage?task_id=${task.id}`);
     expect(usage.body.by_model).toEqual([{ model: '(byollm)', input_tokens: 20, output_tokens: 10, requests: 2, errors: 0 }]);
+    // …and on the task itself.
+    expect(task.usage).toEqual({ input_tokens: 20, output_tokens: 10, requests: 2 });
   });
 });
 
