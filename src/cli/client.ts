@@ -232,6 +232,18 @@ export class ApiClient {
     return this.call('POST', `/api/v1/tasks/${encodeURIComponent(id)}/messages`, MessageAccepted, { body: { text } });
   }
 
+  /**
+   * The task's reported unified diff (text/x-diff), and whether the server cut it at the
+   * reporting limit. A task without a diff is an ApiError 404 with the server's reason.
+   */
+  async getTaskDiff(id: string): Promise<{ text: string; truncated: boolean }> {
+    const path = `/api/v1/tasks/${encodeURIComponent(id)}/diff`;
+    const response = await this.send('GET', path, { signal: AbortSignal.timeout(this.options.requestTimeoutMs), headers: { accept: 'text/x-diff' } });
+    const text = await response.text();
+    if (!response.ok) throw this.errorOf(response, text);
+    return { text, truncated: response.headers.get('x-airlock-diff-truncated') === 'true' };
+  }
+
   /** The whole stored transcript of a task. */
   transcript(id: string): Promise<EventView[]> {
     return this.call('GET', `/api/v1/tasks/${encodeURIComponent(id)}/events?format=json`, z.array(EventView));

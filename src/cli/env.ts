@@ -3,51 +3,16 @@
  * tasks) through the API client. Flags are checked here with the protocol's own schemas, so an
  * error names the flag before any request is sent; the server checks everything again.
  */
-import { InvalidArgumentError, type Command } from 'commander';
-import type { z } from 'zod';
-import { EnvironmentId, EnvironmentName, GitRef, MAX_SETUP_TIMEOUT_SECONDS, RepositoryUrl, VariableName, type EnvironmentUpdate, type EnvironmentView, type Repository } from '../protocol/environment.js';
+import type { Command } from 'commander';
+import { EnvironmentId, EnvironmentName, MAX_SETUP_TIMEOUT_SECONDS, type EnvironmentUpdate, type EnvironmentView, type Repository } from '../protocol/environment.js';
 import { addConnectionOptions, clientFor, type ConnectionFlags, type EnvironmentCreateInput } from './client.js';
 import { formatTable, note, printJson, printLine } from './output.js';
+import { check, collect, parseImage, parseRepo, parseSetupTimeout, variableName } from './recipe-flags.js';
 
-// ── flag parsers (each error names the flag and the fix) ──
-
-function check<T>(schema: z.ZodType<T>, flag: string, value: string, example: string): T {
-  const result = schema.safeParse(value);
-  if (!result.success) throw new InvalidArgumentError(`${flag} ${result.error.issues[0]?.message ?? 'is not valid'} (e.g. ${example}).`);
-  return result.data;
-}
+// ── flag parsers (each error names the flag and the fix; the recipe ones are shared with `task create`) ──
 
 function parseName(value: string): string {
   return check(EnvironmentName, '--name', value, 'web-app');
-}
-
-/** `URL#REF`: the ref after the last '#' (URLs we accept never contain one otherwise). */
-function parseRepo(value: string, previous: Repository[] = []): Repository[] {
-  const hash = value.lastIndexOf('#');
-  const url = hash === -1 ? value : value.slice(0, hash);
-  const ref = hash === -1 ? undefined : value.slice(hash + 1);
-  const repo: Repository = { url: check(RepositoryUrl, '--repo', url, 'https://github.com/org/repo.git#main') };
-  if (ref !== undefined) repo.ref = check(GitRef, '--repo ref', ref, 'main');
-  return [...previous, repo];
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-function variableName(flag: string) {
-  return (value: string, previous: string[] = []): string[] => [...previous, check(VariableName, flag, value, 'GITHUB_TOKEN')];
-}
-
-function parseImage(value: string): string {
-  if (value.length === 0 || value.length > 255) throw new InvalidArgumentError('--image must be an OCI image reference of 1–255 characters (e.g. ghcr.io/org/image:tag).');
-  return value;
-}
-
-function parseSetupTimeout(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > MAX_SETUP_TIMEOUT_SECONDS) throw new InvalidArgumentError(`--setup-timeout must be whole seconds from 1 to ${MAX_SETUP_TIMEOUT_SECONDS}.`);
-  return n;
 }
 
 function checkEnvironmentId(id: string): string {

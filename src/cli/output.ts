@@ -59,3 +59,10 @@ export function summarize(text: string, max: number): string {
   if (first.length > max) return `${first.slice(0, max - 1)}…`;
   return first.length < text.trimEnd().length ? `${first} …` : first;
 }
+
+/** Token counts for people: 950, 12.3k, 4.1M. */
+export function formatTokens(n: number): string {
+  if (n < 1000) return String(n);
+  if (n < 1_000_000) return `${(n / 1000).toFixed(n < 100_000 ? 1 : 0)}k`;
+  return `${(n / 1_000_000).toFixed(1)}M`;
+}

@@ -10,9 +10,11 @@ import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseDuration } from '../lib/durations.js';
 import { TASK_STATES, type TaskState } from '../protocol/lifecycle.js';
-import { HARNESSES, MAX_PROMPT_BYTES, MAX_TASK_TIMEOUT_SECONDS, TaskId, WorkerId, type EventView, type Harness, type TaskView } from '../protocol/task.js';
+import { EnvironmentId, EnvironmentName, GitRef, type Repository } from '../protocol/environment.js';
+import { Harness, HARNESSES, MAX_BUDGET_TOKENS, MAX_BUDGET_TURNS, MAX_PROMPT_BYTES, MAX_TASK_TIMEOUT_SECONDS, TaskCreate, TaskId, WorkerId, type EventView, type TaskView } from '../protocol/task.js';
 import { addConnectionOptions, clientFor, type ApiClient, type ConnectionFlags, type NewTask } from './client.js';
-import { formatAge, formatDuration, formatTable, note, printJson, printJsonLine, printLine, summarize } from './output.js';
+import { formatAge, formatDuration, formatTable, formatTokens, note, printJson, printJsonLine, printLine, summarize } from './output.js';
+import { check, collect, parseImage, parseRepo } from './recipe-flags.js';
 
 /** The API's page-size bounds (server/http/tasks.ts): the CLI checks before asking. */
 const MAX_PAGE = 200;
@@ -37,6 +39,82 @@ function parseTimeout(value: string): number {
     throw new InvalidArgumentError(`--timeout must be whole seconds from 1 to ${MAX_TASK_TIMEOUT_SECONDS} (7 days), like 600, 90s, 30m or 2h.`);
   }
   return seconds;
+}
+
+function parseHarness(value: string): string {
+  return check(Harness, '--harness', value, `${HARNESSES.join(', ')} or command:NAME`);
+}
+
+/** A whole number in [1, max] for a budget flag. */
+function parseBudget(flag: string, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`${flag} must be a whole number from 1 to ${max}.`);
+    return n;
+  };
+}
+
+/** `--max-seconds`: whole seconds, or a duration like 90s, 30m, 2h. */
+function parseMaxSeconds(value: string): number {
+  const ms = parseDuration(value);
+  const seconds = ms === undefined ? NaN : ms / 1000;
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_TASK_TIMEOUT_SECONDS) {
+    throw new InvalidArgumentError(`--max-seconds must be whole seconds from 1 to ${MAX_TASK_TIMEOUT_SECONDS} (7 days), like 600, 90s, 30m or 2h.`);
+  }
+  return seconds;
+}
+
+function parseModel(value: string): string {
+  if (value.length === 0 || value.length > 200) throw new InvalidArgumentError('--model must be a model name of 1–200 characters (e.g. claude-sonnet or openai/gpt-4o).');
+  return value;
+}
+
+function parseBase(value: string): string {
+  return check(GitRef, '--base', value, 'main');
+}
+
+function parseEnvironment(value: string): string {
+  if (EnvironmentId.safeParse(value).success) return value;
+  return check(EnvironmentName, '--env', value, 'web-app, or an id like env_…');
+}
+
+/** The request field a flag sets, to name the flag when the protocol schema refuses the request. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  prompt: 'the prompt',
+  harness: '--harness',
+  worker_id: '--worker-id',
+  timeout_seconds: '--timeout',
+  title: '--title',
+  environment_id: '--env',
+  image: '--image',
+  repositories: '--repo',
+  setup_commands: '--setup',
+  budget: '--max-turns/--max-seconds/--max-tokens',
+  model: '--model',
+  push: '--push',
+  pull_request: '--pull-request',
+};
+
+/** Check the whole request with the protocol's schema; an error names the flag that set the field. */
+function checkRequest(body: NewTask): void {
+  const result = TaskCreate.safeParse(body);
+  if (result.success) return;
+  const issue = result.error.issues[0];
+  const field = String(issue?.path[0] ?? '');
+  const flag = FLAG_OF_FIELD[field] ?? field;
+  throw new Error(`${flag}: ${issue?.message ?? 'is not valid'}${issue && issue.path.length > 1 ? ` (at ${issue.path.join('.')})` : ''}`);
+}
+
+/** `--env NAME|ID`: an id is used as is; a name is looked up among the team's environments. */
+async function resolveEnvironment(client: ApiClient, value: string): Promise<string> {
+  if (EnvironmentId.safeParse(value).success) return value;
+  const environments = await client.listEnvironments();
+  const found = environments.find((e) => e.name === value);
+  if (!found) {
+    const known = environments.map((e) => e.name).join(', ');
+    throw new Error(`--env: the team has no environment named "${value}" — ${known ? `it has: ${known}` : 'create one with: airlock env create NAME --repo URL'}`);
+  }
+  return found.id;
 }
 
 function parseLimit(value: string): number {
@@ -158,7 +236,23 @@ function showTask(task: TaskView): void {
   if (task.failure_reason) rows.push(['failure', task.failure_reason]);
   if (task.exit_code !== null) rows.push(['exit code', String(task.exit_code)]);
   if (task.message) rows.push(['message', task.message]);
-  for (const [k, v] of rows) printLine(`${`${k}:`.padEnd(11)}${v}`);
+  if (task.environment_id) rows.push(['env', task.environment_id]);
+  for (const r of task.repositories) rows.push(['repository', `${r.url}${r.ref ? ` @ ${r.ref}` : ''}`]);
+  if (task.model) rows.push(['model', task.model]);
+  const budget = Object.entries(task.budget ?? {}).map(([k, v]) => `${k} ${v}`);
+  if (budget.length > 0) rows.push(['budget', budget.join(', ')]);
+  if (task.push) rows.push(['push', 'yes']);
+  rows.push(...artifactRows(task));
+  const { usage } = task;
+  if (usage.requests > 0 || usage.input_tokens > 0 || usage.output_tokens > 0) {
+    rows.push(['usage', `${formatTokens(usage.input_tokens)} in, ${formatTokens(usage.output_tokens)} out, ${usage.requests} model request${usage.requests === 1 ? '' : 's'}`]);
+  }
+  for (const [k, v] of rows) printLine(`${`${k}:`.padEnd(14)}${v}`);
+  if (task.artifacts?.summary) {
+    printLine();
+    printLine('summary:');
+    for (const line of task.artifacts.summary.replace(/\n$/, '').split('\n')) printLine(`  ${line}`);
+  }
   printLine();
   printLine('prompt:');
   for (const line of task.prompt.replace(/\n$/, '').split('\n')) printLine(`  ${line}`);
@@ -173,11 +267,46 @@ function showTask(task: TaskView): void {
   }
 }
 
+/** What the latest execution produced: per repository when there are several. */
+function artifactRows(task: TaskView): Array<[string, string]> {
+  const a = task.artifacts;
+  if (!a) return [];
+  const rows: Array<[string, string]> = [];
+  if (a.stop_reason) rows.push(['stop reason', a.stop_reason]);
+  const repositories = a.repositories.length > 0 ? a.repositories : [];
+  if (repositories.length === 0 && a.branch) {
+    rows.push(['branch', a.branch]);
+    rows.push(['commit', a.commit ?? 'none (nothing changed)']);
+  }
+  for (const r of repositories) {
+    const where = repositories.length > 1 ? ` (${r.path})` : '';
+    rows.push([`branch`, `${r.branch}${where}`]);
+    rows.push(['commit', r.commit ?? 'none (nothing changed)']);
+    if (r.commit) rows.push(['changes', `${r.diffstat.files_changed} file${r.diffstat.files_changed === 1 ? '' : 's'}, +${r.diffstat.insertions} -${r.diffstat.deletions}${r.diff_truncated ? ' (diff truncated)' : ''}`]);
+    rows.push(['pushed', r.pushed ? 'yes' : r.push_error ? `no: ${r.push_error}` : 'no']);
+    if (r.pull_request_url) rows.push(['pull request', r.pull_request_url]);
+    else if (r.pull_request_error) rows.push(['pull request', `not opened: ${r.pull_request_error}`]);
+  }
+  return rows;
+}
+
 // ── commands ──
 
 interface CreateOptions extends ConnectionFlags {
   file?: string;
-  harness?: Harness;
+  harness?: string;
+  env?: string;
+  repo?: Repository[];
+  setup?: string[];
+  image?: string;
+  maxTurns?: number;
+  maxSeconds?: number;
+  maxTokens?: number;
+  model?: string;
+  push?: boolean;
+  pullRequest?: boolean;
+  draft?: boolean;
+  base?: string;
   workerId?: string;
   timeout?: number;
   title?: string;
@@ -193,6 +322,27 @@ interface ListOptions extends ConnectionFlags {
   json?: boolean;
 }
 
+/** The request body the flags describe (the environment name, if any, is resolved later). */
+function taskRequest(prompt: string, options: CreateOptions): NewTask {
+  const body: NewTask = { prompt };
+  if (options.harness) body.harness = options.harness;
+  if (options.workerId) body.worker_id = options.workerId;
+  if (options.timeout !== undefined) body.timeout_seconds = options.timeout;
+  if (options.title !== undefined) body.title = options.title;
+  if (options.repo) body.repositories = options.repo;
+  if (options.setup) body.setup_commands = options.setup;
+  if (options.image !== undefined) body.image = options.image;
+  const budget: NonNullable<NewTask['budget']> = {};
+  if (options.maxTurns !== undefined) budget.max_turns = options.maxTurns;
+  if (options.maxSeconds !== undefined) budget.max_seconds = options.maxSeconds;
+  if (options.maxTokens !== undefined) budget.max_tokens = options.maxTokens;
+  if (Object.keys(budget).length > 0) body.budget = budget;
+  if (options.model !== undefined) body.model = options.model;
+  if (options.push || options.pullRequest) body.push = true;
+  if (options.pullRequest) body.pull_request = { draft: options.draft ?? false, ...(options.base !== undefined ? { base: options.base } : {}) };
+  return body;
+}
+
 export function registerTaskCommands(program: Command): void {
   const task = program.command('task').description('Create, follow and manage tasks');
 
@@ -202,20 +352,33 @@ export function registerTaskCommands(program: Command): void {
       .description('Create a task (prompt as an argument, from --file, or "-" for stdin)')
       .argument('[prompt]', 'what the task should do; "-" reads it from stdin')
       .option('--file <file>', 'read the prompt from a file ("-" for stdin)')
-      .addOption(new Option('--harness <harness>', 'the agent program that runs the task').choices(HARNESSES))
+      .option('--harness <harness>', `the agent that runs the task: ${HARNESSES.join(', ')}, or command:NAME (configured on the worker)`, parseHarness)
+      .option('--env <name|id>', 'take the recipe (image, repositories, setup) from this environment; the flags below override its fields', parseEnvironment)
+      .option('--repo <url[#ref]>', 'repository to clone, optionally #branch/tag; repeatable (replaces the environment\'s list)', parseRepo)
+      .option('--setup <command>', 'setup command run after cloning; repeatable, in order (replaces the environment\'s list)', collect)
+      .option('--image <image>', 'OCI image the task runs in (docker backend)', parseImage)
+      .option('--max-turns <n>', 'stop after this many model turns (work so far is committed)', parseBudget('--max-turns', MAX_BUDGET_TURNS))
+      .option('--max-seconds <duration>', 'stop the agent after this long (600, 90s, 30m, 2h; work so far is committed)', parseMaxSeconds)
+      .option('--max-tokens <n>', 'stop after this many model tokens, input plus output (work so far is committed)', parseBudget('--max-tokens', MAX_BUDGET_TOKENS))
+      .option('--model <model>', 'model to ask for (default: the worker\'s default route)', parseModel)
+      .option('--push', 'push the result branch (airlock/<id>) to the remote')
+      .option('--pull-request', 'open a pull/merge request for the pushed branch (implies --push)')
+      .option('--draft', 'with --pull-request: open it as a draft')
+      .option('--base <ref>', 'with --pull-request: the branch to merge into (default: the ref the task started from)', parseBase)
       .option('--worker-id <id>', 'run only on this worker', parseWorkerId('--worker-id'))
       .option('--timeout <seconds>', 'stop the task after this long (600, 90s, 30m, 2h)', parseTimeout)
       .option('--title <title>', 'a short name shown in lists', parseTitle)
       .option('--wait', 'follow the transcript; exit 0 if the task succeeds, 1 if it fails, 130 if cancelled')
       .option('--json', 'print the task as JSON (with --wait: transcript events as JSON lines, then the final task)'),
   ).action(async (promptArg: string | undefined, options: CreateOptions) => {
+    if (!options.pullRequest && (options.draft || options.base !== undefined)) {
+      throw new Error(`${options.draft ? '--draft' : '--base'} only applies to a pull request — add --pull-request`);
+    }
     const prompt = await readPrompt(promptArg, options.file);
+    const body = taskRequest(prompt, options);
+    checkRequest(body);
     const client = await clientFor(options);
-    const body: NewTask = { prompt };
-    if (options.harness) body.harness = options.harness;
-    if (options.workerId) body.worker_id = options.workerId;
-    if (options.timeout !== undefined) body.timeout_seconds = options.timeout;
-    if (options.title !== undefined) body.title = options.title;
+    if (options.env !== undefined) body.environment_id = await resolveEnvironment(client, options.env);
     const created = await client.createTask(body);
     if (!options.wait) {
       if (options.json) printJson(created);
@@ -272,6 +435,15 @@ export function registerTaskCommands(program: Command): void {
       const view = await client.getTask(checkTaskId(id));
       if (options.json) printJson(view);
       else showTask(view);
+    },
+  );
+
+  addConnectionOptions(task.command('diff').description("Print the task's diff (plain unified diff: pipe it to `git apply`)").argument('<id>', 'task id')).action(
+    async (id: string, options: ConnectionFlags) => {
+      const client = await clientFor(options);
+      const diff = await client.getTaskDiff(checkTaskId(id));
+      process.stdout.write(diff.text);
+      if (diff.truncated) note(`airlock: the diff was cut at the reporting limit and will not apply as is — fetch the pushed branch, or the full diff from the worker`);
     },
   );
 
