@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { newId } from '../../src/lib/ids.js';
-import { MIGRATION_TABLE } from '../../src/server/store/migrations/index.js';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { initialSchema } from '../../src/server/store/migrations/0001-initial.js';
+import { environmentsSchema } from '../../src/server/store/migrations/0002-environments.js';
+import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../../src/server/store/migrations/index.js';
 import { openSqliteStore } from '../../src/server/store/sqlite/index.js';
 import type { Store } from '../../src/server/store/store.js';
 import { describeStoreConformance } from './store-conformance.js';
@@ -74,6 +77,35 @@ describe('SQLite store', () => {
     } finally {
       raw.close();
     }
+  });
+
+  it('upgrades a database from before migration 0003: old tasks get an empty recipe, old executions no results', async () => {
+    const file = join(dir(), 'airlock.db');
+    const raw = new BetterSqlite3(file);
+    const old = new Kysely<unknown>({ dialect: new SqliteDialect({ database: raw }) });
+    const migrator = new Migrator({
+      db: old,
+      provider: { getMigrations: async () => ({ '0001-initial': initialSchema('sqlite'), '0002-environments': environmentsSchema() }) },
+      migrationTableName: MIGRATION_TABLE,
+      migrationLockTableName: MIGRATION_LOCK_TABLE,
+    });
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    raw.prepare("insert into teams (id, name, created_at) values ('team_old', 'old', 1)").run();
+    raw.prepare("insert into tasks (id, team_id, title, state, prompt, harness, worker_id, timeout_seconds, cancel_requested, epoch, created_at, updated_at) values ('tsk_aaaaaaaaaaaaaaaaaaaa', 'team_old', null, 'succeeded', 'true', 'shell', null, null, 0, 1, 1, 2)").run();
+    raw.prepare("insert into executions (id, task_id, team_id, ordinal, worker_id, epoch, state, offer_id, offer_deadline, created_at) values ('exe_aaaaaaaaaaaaaaaaaaaa', 'tsk_aaaaaaaaaaaaaaaaaaaa', 'team_old', 1, 'w1', 1, 'succeeded', 'off_a', 10, 1)").run();
+    await old.destroy();
+
+    const s = await open(file);
+    expect(await s.getTask('team_old', 'tsk_aaaaaaaaaaaaaaaaaaaa')).toMatchObject({
+      state: 'succeeded',
+      environmentId: null,
+      recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [] },
+      budget: null,
+      model: null,
+      push: false,
+      pullRequest: null,
+    });
+    expect(await s.getExecution('exe_aaaaaaaaaaaaaaaaaaaa')).toMatchObject({ artifacts: null, usage: { input_tokens: 0, output_tokens: 0, requests: 0 } });
   });
 
   it('lets two store instances on one file work in turn (the server and the admin CLI)', async () => {
