@@ -191,6 +191,11 @@ function expectProviderSawOnlyTheGateway(requests: RecordedRequest[]): void {
   }
 }
 
+const assistantText = (agent: string) =>
+  events
+    .filter((e) => e.kind === 'output' && e.data.type === 'assistant' && e.data.agent === agent)
+    .map((e) => String(e.data.text))
+    .join('');
 const statusEvents = (agent: string) => events.filter((e) => e.kind === 'status' && e.data.agent === agent).map((e) => e.data);
 
 describe('claude-code harness', () => {
@@ -219,10 +224,10 @@ describe('claude-code harness', () => {
       expect(results).toEqual([expect.objectContaining({ outcome: 'succeeded', exit_code: 0, summary: 'Changed the greeting in README.md.' })]);
 
       const status = statusEvents('claude-code');
-      expect(status[0]).toMatchObject({ type: 'init' });
-      expect(status).toContainEqual(expect.objectContaining({ type: 'assistant', text: 'Reading the README first.' }));
-      expect(status).toContainEqual(expect.objectContaining({ type: 'tool_use', name: 'Edit' }));
-      expect(status).toContainEqual(expect.objectContaining({ type: 'tool_result', is_error: false, output: expect.stringContaining('snooped') }));
+      expect(status[0]).toMatchObject({ type: 'harness_started' });
+      expect(assistantText('claude-code')).toContain('Reading the README first.');
+      expect(status).toContainEqual(expect.objectContaining({ type: 'tool_call', name: 'Edit', arguments: expect.objectContaining({ new_string: 'hello from claude.' }) }));
+      expect(status).toContainEqual(expect.objectContaining({ type: 'tool_result', name: 'Bash', ok: true, output: expect.stringContaining('snooped') }));
       const result = events.find((e) => e.kind === 'result')!;
       expect(result.data.usage).toMatchObject({ requests: llmCalls });
       expect((result.data.usage as { input_tokens: number }).input_tokens).toBeGreaterThan(0);
@@ -273,10 +278,10 @@ describe('codex harness', () => {
       expect(results).toEqual([expect.objectContaining({ outcome: 'succeeded', exit_code: 0, summary: 'Changed the greeting.' })]);
 
       const status = statusEvents('codex');
-      expect(status).toContainEqual(expect.objectContaining({ type: 'init' }));
-      expect(status).toContainEqual(expect.objectContaining({ type: 'assistant', text: 'Editing README.md.' }));
-      expect(status).toContainEqual(expect.objectContaining({ type: 'tool_use', name: 'command' }));
-      expect(status).toContainEqual(expect.objectContaining({ type: 'tool_result', name: 'command', exit_code: 0, output: expect.stringContaining('hello from codex.') }));
+      expect(status).toContainEqual(expect.objectContaining({ type: 'harness_started' }));
+      expect(assistantText('codex')).toContain('Editing README.md.');
+      expect(status).toContainEqual(expect.objectContaining({ type: 'tool_call', name: 'command' }));
+      expect(status).toContainEqual(expect.objectContaining({ type: 'tool_result', name: 'command', ok: true, meta: { exitCode: 0 }, output: expect.stringContaining('hello from codex.') }));
       const result = events.find((e) => e.kind === 'result')!;
       expect(result.data.usage).toMatchObject({ requests: llmCalls });
 

@@ -52,6 +52,8 @@ class ClaudeCodeAdapter implements CliAgentAdapter {
   readonly name = 'claude-code';
   readonly installHint = `the Claude Code CLI on PATH as \`${CLAUDE_COMMAND}\` (npm install -g @anthropic-ai/claude-code)`;
   private result: Json | undefined;
+  /** Tool names by call id, so a result event can say which tool it belongs to. */
+  private readonly toolNames = new Map<string, string>();
 
   constructor(private readonly context: HarnessContext) {}
 
@@ -79,21 +81,26 @@ class ClaudeCodeAdapter implements CliAgentAdapter {
     const base = { agent: this.name };
     switch (event.type) {
       case 'system':
-        if (event.subtype === 'init') emit('status', { ...base, type: 'init', model: event.model ?? null, session_id: event.session_id ?? null, cwd: event.cwd ?? null });
+        if (event.subtype === 'init') {
+          emit('status', { ...base, type: 'harness_started', model: event.model ?? null, session_id: event.session_id ?? null, text: `Claude Code: model ${typeof event.model === 'string' ? event.model : 'default'}` });
+        }
         return true;
       case 'assistant':
       case 'user': {
         const message = event.message as { content?: unknown } | undefined;
         const content = Array.isArray(message?.content) ? (message.content as Json[]) : typeof message?.content === 'string' ? [{ type: 'text', text: message.content }] : [];
         for (const block of content) {
-          if (block.type === 'text' && typeof block.text === 'string') {
-            emit('status', { ...base, type: event.type === 'assistant' ? 'assistant' : 'user', text: clip(block.text) });
+          if (block.type === 'text' && typeof block.text === 'string' && event.type === 'assistant') {
+            emit('output', { ...base, type: 'assistant', stream: 'stdout', text: `${clip(block.text)}\n` });
           } else if (block.type === 'thinking' && typeof block.thinking === 'string') {
             emit('status', { ...base, type: 'thinking', text: clip(block.thinking) });
           } else if (block.type === 'tool_use') {
-            emit('status', { ...base, type: 'tool_use', id: block.id ?? null, name: block.name ?? null, input: clipJson(block.input) });
+            if (typeof block.id === 'string' && typeof block.name === 'string') this.toolNames.set(block.id, block.name);
+            emit('status', { ...base, type: 'tool_call', id: block.id ?? null, name: block.name ?? null, arguments: clipJson(block.input) });
           } else if (block.type === 'tool_result') {
-            emit('status', { ...base, type: 'tool_result', id: block.tool_use_id ?? null, output: clip(toolResultText(block.content)), is_error: block.is_error === true });
+            const id = typeof block.tool_use_id === 'string' ? block.tool_use_id : null;
+            const output = toolResultText(block.content);
+            emit('status', { ...base, type: 'tool_result', id, name: (id && this.toolNames.get(id)) ?? null, ok: block.is_error !== true, output: clip(output), output_chars: output.length });
           }
         }
         return true;

@@ -96,7 +96,7 @@ class CodexAdapter implements CliAgentAdapter {
     const base = { agent: this.name };
     switch (event.type) {
       case 'thread.started':
-        emit('status', { ...base, type: 'init', session_id: event.thread_id ?? null, model: this.context.spec.model ?? null });
+        emit('status', { ...base, type: 'harness_started', session_id: event.thread_id ?? null, model: this.context.spec.model ?? null, text: `Codex: model ${this.context.spec.model ?? 'default'}` });
         return true;
       case 'turn.started':
         return true;
@@ -114,7 +114,7 @@ class CodexAdapter implements CliAgentAdapter {
         const message = typeof error.message === 'string' ? error.message : JSON.stringify(error);
         this.lastError = message;
         if (event.type === 'turn.failed') this.failure = message;
-        emit('error', { ...base, message: clip(message, 4000) });
+        emit('error', { ...base, type: 'agent_error', message: clip(message, 4000) });
         return true;
       }
       case 'item.started':
@@ -135,25 +135,25 @@ class CodexAdapter implements CliAgentAdapter {
       case 'agent_message':
         if (phase !== 'item.completed' || typeof item.text !== 'string') return;
         this.lastMessage = item.text;
-        emit('status', { ...base, type: 'assistant', text: clip(item.text) });
+        emit('output', { ...base, type: 'assistant', stream: 'stdout', text: `${clip(item.text)}\n` });
         return;
       case 'reasoning':
         if (phase === 'item.completed' && typeof item.text === 'string') emit('status', { ...base, type: 'thinking', text: clip(item.text) });
         return;
       case 'command_execution':
-        if (phase === 'item.started') emit('status', { ...base, type: 'tool_use', id, name: 'command', input: { command: item.command ?? null } });
+        if (phase === 'item.started') emit('status', { ...base, type: 'tool_call', id, name: 'command', arguments: { command: item.command ?? null } });
         else if (phase === 'item.completed') {
           const output = typeof item.aggregated_output === 'string' ? item.aggregated_output : '';
-          emit('status', { ...base, type: 'tool_result', id, name: 'command', output: clip(output), exit_code: item.exit_code ?? null, is_error: item.exit_code !== 0 });
+          emit('status', { ...base, type: 'tool_result', id, name: 'command', ok: item.exit_code === 0, output: clip(output), output_chars: output.length, meta: { exitCode: item.exit_code ?? null } });
         }
         return;
       case 'file_change':
-        if (phase === 'item.completed') emit('status', { ...base, type: 'tool_result', id, name: 'file_change', output: clipJson(item.changes ?? []), is_error: item.status === 'failed' });
+        if (phase === 'item.completed') emit('status', { ...base, type: 'tool_result', id, name: 'file_change', ok: item.status !== 'failed', output: clipJson(item.changes ?? []) });
         return;
       case 'mcp_tool_call':
       case 'web_search':
-        if (phase === 'item.started') emit('status', { ...base, type: 'tool_use', id, name: item.type, input: clipJson(item) });
-        else if (phase === 'item.completed') emit('status', { ...base, type: 'tool_result', id, name: item.type, output: clipJson(item), is_error: item.status === 'failed' });
+        if (phase === 'item.started') emit('status', { ...base, type: 'tool_call', id, name: item.type, arguments: clipJson(item) });
+        else if (phase === 'item.completed') emit('status', { ...base, type: 'tool_result', id, name: item.type, ok: item.status !== 'failed', output: clipJson(item) });
         return;
       case 'error':
         // Codex reports warnings as error items (e.g. "model metadata not found"); the run goes on.
