@@ -4,6 +4,13 @@
  * Anthropic Messages — and answers each request with the next scripted turn, never with a model.
  * Invariants: it listens on loopback unless told otherwise; every response carries
  * `x-airlock-test-double: scripted-model-server`; it records every request but never a credential.
+ *
+ * Besides the three model routes it answers what real CLI agents call around them, without
+ * taking a turn: `HEAD /` (Claude Code's connectivity check), `GET /v1/models` (in the OpenAI or,
+ * with `anthropic-version`, the Anthropic shape) and `POST /v1/messages/count_tokens`. Query
+ * strings such as Claude Code's `/v1/messages?beta=true` are accepted on every route. Real CLIs
+ * also make side calls (e.g. a session title) and retry: script them with a function and
+ * `conversationStep`, which counts the tool results a request carries, rather than a fixed list.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
@@ -65,6 +72,32 @@ export interface ScriptedModelServerOptions {
   port?: number;
   host?: string;
   script: ModelScript;
+  /** Model ids `GET /v1/models` lists (default: one, `scripted-model`). */
+  models?: string[];
+}
+
+/**
+ * How far a client's conversation has got: the number of tool results it sends back (Chat
+ * `role: tool` messages, Responses `*_call_output` items, Messages `tool_result` blocks). A script
+ * function indexes its steps with it, so side requests and retries do not shift the script.
+ */
+export function conversationStep(request: RecordedRequest): number {
+  const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as { messages?: unknown; input?: unknown };
+  const items = (value: unknown): Array<Record<string, unknown>> => (Array.isArray(value) ? value.filter((v): v is Record<string, unknown> => typeof v === 'object' && v !== null) : []);
+  if (request.api === 'responses') return items(body.input).filter((item) => item.type === 'function_call_output' || item.type === 'custom_tool_call_output').length;
+  if (request.api === 'chat-completions') return items(body.messages).filter((m) => m.role === 'tool').length;
+  if (request.api === 'messages') {
+    return items(body.messages)
+      .filter((m) => m.role === 'user')
+      .reduce((n, m) => n + items(m.content).filter((block) => block.type === 'tool_result').length, 0);
+  }
+  return 0;
+}
+
+/** Whether a request offers the model no tools: a side call (a title, a summary), not an agent turn. */
+export function offersNoTools(request: RecordedRequest): boolean {
+  const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as { tools?: unknown };
+  return !Array.isArray(body.tools) || body.tools.length === 0;
 }
 
 export interface ScriptedModelServer {
@@ -235,11 +268,37 @@ export async function startScriptedModelServer(options: ScriptedModelServerOptio
     });
   }
 
+  // What CLI agents call around the model routes; recorded (as `unknown`), never a turn.
+  const recordExtra = (request: FastifyRequest) => {
+    const { headers, hasAuthorization } = recordHeaders(request.headers);
+    requests.push({ api: 'unknown', method: request.method, path: request.url, headers, hasAuthorization, body: request.body ?? null });
+  };
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/',
+    handler: async (request, reply) => {
+      recordExtra(request);
+      return reply.code(200).type('text/plain').send(`${TEST_DOUBLE_NAME}: a test double, not a provider\n`);
+    },
+  });
+  app.get('/v1/models', async (request, reply) => {
+    recordExtra(request);
+    const ids = options.models ?? ['scripted-model'];
+    if (request.headers['anthropic-version'] !== undefined) {
+      return reply.send({ data: ids.map((id) => ({ type: 'model', id, display_name: id, created_at: '1970-01-01T00:00:00Z' })), has_more: false, first_id: ids[0] ?? null, last_id: ids.at(-1) ?? null });
+    }
+    return reply.send({ object: 'list', data: ids.map((id) => ({ id, object: 'model', created: 0, owned_by: TEST_DOUBLE_NAME })) });
+  });
+  app.post('/v1/messages/count_tokens', async (request, reply) => {
+    recordExtra(request);
+    return reply.send({ input_tokens: estimateTokens(typeof request.body === 'string' ? request.body : '') });
+  });
+
   app.setNotFoundHandler(async (request, reply) => {
     const { headers, hasAuthorization } = recordHeaders(request.headers);
     requests.push({ api: 'unknown', method: request.method, path: request.url, headers, hasAuthorization, body: request.body });
     const api: ProviderApi = request.url.startsWith('/v1/messages') ? 'messages' : 'chat-completions';
-    return sendError(reply, api, 404, `scripted model server (test double) has no route ${request.method} ${request.url} — it serves POST ${ROUTES.map((r) => r.path).join(', ')}`);
+    return sendError(reply, api, 404, `scripted model server (test double) has no route ${request.method} ${request.url} — it serves POST ${ROUTES.map((r) => r.path).join(', ')}, POST /v1/messages/count_tokens, GET /v1/models and HEAD /`);
   });
 
   const host = options.host ?? DEFAULT_HOST;

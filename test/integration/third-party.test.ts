@@ -24,7 +24,7 @@ import type { ExecutionSpec } from '../../src/protocol/task.js';
 import { loadWorkerFile } from '../../src/worker/config.js';
 import { resolveHarnessTemplates, specWithHarness, UnknownHarnessTemplateError } from '../../src/worker/harness-templates.js';
 import { TaskGateway } from '../../src/worker/taskgateway/index.js';
-import { startScriptedModelServer, type ModelScript, type RecordedRequest, type ScriptedModelServer, type ScriptedTurn } from '../support/model-server.js';
+import { conversationStep, offersNoTools, startScriptedModelServer, type ModelScript, type RecordedRequest, type ScriptedModelServer, type ScriptedTurn } from '../support/model-server.js';
 
 const TOKEN = 'task-token-3f9c2b7a1d0e4c8b9a6f5e4d3c2b1a09';
 const PROVIDER_KEY = 'sk-provider-secret-7c1e0d9b8a';
@@ -203,11 +203,10 @@ describe('claude-code harness', () => {
     'edits a file and runs a command through the real CLI, with the transcript, result and usage',
     async () => {
       const readme = path.join(workdir, 'README.md');
-      // One scripted step per assistant turn so far; requests without tools are side calls.
+      // One scripted step per tool result so far; requests without tools are side calls.
       const script = (request: RecordedRequest): ScriptedTurn => {
-        const body = request.body as { messages: Array<{ role: string }>; tools?: unknown[] };
-        if (!body.tools || body.tools.length === 0) return { text: '{"title": "Edit the greeting"}' };
-        const step = body.messages.filter((m) => m.role === 'assistant').length;
+        if (offersNoTools(request)) return { text: '{"title": "Edit the greeting"}' };
+        const step = conversationStep(request);
         const steps: ScriptedTurn[] = [
           { text: 'Reading the README first.', toolCalls: [{ name: 'Read', arguments: { file_path: readme } }] },
           { toolCalls: [{ name: 'Edit', arguments: { file_path: readme, old_string: 'hello.', new_string: 'hello from claude.' } }] },
@@ -261,8 +260,7 @@ describe('codex harness', () => {
     'edits a file and runs a command through the real CLI, with the transcript, result and usage',
     async () => {
       const script = (request: RecordedRequest): ScriptedTurn => {
-        const body = request.body as { input: Array<{ type: string }> };
-        const step = body.input.filter((item) => item.type === 'function_call_output').length;
+        const step = conversationStep(request);
         const steps: ScriptedTurn[] = [
           { text: 'Editing README.md.', toolCalls: [{ name: 'exec_command', arguments: { cmd: "sed -i 's/hello\\./hello from codex./' README.md && grep greeting README.md" } }] },
           { toolCalls: [{ name: 'exec_command', arguments: { cmd: snoopCommand() } }] },

@@ -1,6 +1,8 @@
 // Re-exports the scripted model server (a test double speaking the OpenAI and Anthropic wire
 // formats) for tests, so they import it from test/support like every other fake.
 export {
+  conversationStep,
+  offersNoTools,
   loadScriptFile,
   parseScript,
   runModelServerCommand,

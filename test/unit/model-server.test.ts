@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runModelServerCommand, startScriptedModelServer, TEST_DOUBLE_HEADER, type ScriptedModelServer, type ScriptedTurn } from '../support/model-server.js';
+import { conversationStep, offersNoTools, runModelServerCommand, startScriptedModelServer, TEST_DOUBLE_HEADER, type ScriptedModelServer, type ScriptedTurn } from '../support/model-server.js';
 
 const servers: ScriptedModelServer[] = [];
 afterEach(async () => {
@@ -314,6 +314,36 @@ describe('scripted errors, delays, exhaustion and malformed requests', () => {
     expect(res.status).toBe(404);
     expect(res.headers.get(TEST_DOUBLE_HEADER)).toBe('scripted-model-server');
     expect((await res.json() as any).error.message).toMatch(/\/v1\/chat\/completions/);
+  });
+});
+
+describe('what CLI agents call around the model routes', () => {
+  it('answers HEAD /, GET /v1/models (both dialects) and count_tokens without taking a turn, and accepts ?beta=true', async () => {
+    const server = await startScriptedModelServer({ script: [{ text: 'the only turn' }], models: ['m-a', 'm-b'] });
+    servers.push(server);
+    const head = await fetch(`${server.url}/`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get(TEST_DOUBLE_HEADER)).toBe('scripted-model-server');
+    const openai = await (await fetch(`${server.url}/v1/models`)).json() as any;
+    expect(openai).toMatchObject({ object: 'list', data: [{ id: 'm-a', object: 'model' }, { id: 'm-b' }] });
+    const anthropic = await (await fetch(`${server.url}/v1/models`, { headers: { 'anthropic-version': '2023-06-01' } })).json() as any;
+    expect(anthropic).toMatchObject({ data: [{ type: 'model', id: 'm-a' }, { id: 'm-b' }], has_more: false, first_id: 'm-a', last_id: 'm-b' });
+    const count = await (await post(server, '/v1/messages/count_tokens', { model: 'c', messages: [{ role: 'user', content: 'x'.repeat(400) }] })).json() as any;
+    expect(count.input_tokens).toBeGreaterThan(90);
+    const answer = await (await post(server, '/v1/messages?beta=true', messages)).json() as any;
+    expect(answer.content[0].text).toBe('the only turn');
+    expect(server.requests.map((r) => r.api)).toEqual(['unknown', 'unknown', 'unknown', 'unknown', 'messages']);
+    expect(server.requests.at(-1)!.path).toBe('/v1/messages?beta=true');
+  });
+
+  it('conversationStep counts tool results in each API; offersNoTools spots side calls', () => {
+    const rec = (api: any, body: unknown) => ({ api, method: 'POST', path: '/', headers: {}, hasAuthorization: false, body });
+    expect(conversationStep(rec('chat-completions', { messages: [{ role: 'user' }, { role: 'assistant' }, { role: 'tool' }, { role: 'tool' }] }))).toBe(2);
+    expect(conversationStep(rec('responses', { input: [{ type: 'message' }, { type: 'function_call' }, { type: 'function_call_output' }] }))).toBe(1);
+    expect(conversationStep(rec('messages', { messages: [{ role: 'user', content: 'hi' }, { role: 'user', content: [{ type: 'tool_result' }, { type: 'text' }, { type: 'tool_result' }] }] }))).toBe(2);
+    expect(conversationStep(rec('responses', 'not json'))).toBe(0);
+    expect(offersNoTools(rec('messages', { tools: [] }))).toBe(true);
+    expect(offersNoTools(rec('messages', { tools: [{ name: 'Bash' }] }))).toBe(false);
   });
 });
 
