@@ -3,13 +3,14 @@
  * (a missing key fails at startup, naming the variable, not at the first request) and picks the
  * adapter for its type.
  */
-import { ValidationError } from '../../protocol/errors.js';
 import { resolveApiKey, type ProviderConfig } from '../config.js';
 import { createProvider, DEFAULT_TIMEOUT_MS } from '../provider.js';
 import type { LlmProvider } from '../types.js';
 import type { Upstream } from '../upstream.js';
 import { anthropicUpstream } from './anthropic.js';
 import { azureOpenAiUpstream, openAiUpstream } from './openai.js';
+import { bedrockUpstream } from './bedrock.js';
+import { vertexUpstream } from './vertex.js';
 
 export interface ProviderFactoryOptions {
   env: NodeJS.ProcessEnv;
@@ -27,8 +28,10 @@ export function upstreamFor(name: string, config: ProviderConfig, env: NodeJS.Pr
       return azureOpenAiUpstream(config, apiKey);
     case 'anthropic':
       return anthropicUpstream(config, apiKey);
-    default:
-      throw new ValidationError(`models.providers.${name}.type: ${config.type} providers are not available in this build yet — use openai, openai-compatible, azure-openai or anthropic`, { field: `models.providers.${name}.type` });
+    case 'bedrock':
+      return bedrockUpstream(config, env);
+    case 'vertex':
+      return vertexUpstream(name, config, env);
   }
 }
 
