@@ -7,6 +7,7 @@ import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Conversation } from '../../src/agent/harness/builtin/conversation.js';
 import { ModelCallError, ModelClient, type ChatMessage } from '../../src/agent/harness/builtin/model-client.js';
@@ -92,6 +93,47 @@ describe('the model client', () => {
     });
     expect(bodies[0]).toMatchObject({ model: 'm', stream: true, stream_options: { include_usage: true }, tool_choice: 'auto' });
     expect(headers[0]!.authorization).toBe('Bearer tok');
+  });
+
+  it('gives the same turn however the stream is cut into network reads (multi-byte characters included)', async () => {
+    const stream = Buffer.from(
+      [
+        chunk({ content: 'Grüße ' }),
+        chunk({ content: '— 日本 🚀' }),
+        chunk({ tool_calls: [{ index: 0, id: 'call_a', function: { name: 'write_file', arguments: '{"path":"ü.txt",' } }] }),
+        chunk({ tool_calls: [{ index: 0, function: { arguments: '"content":"🚀\\n"}' } }] }),
+        chunk({}, 'tool_calls'),
+        usageChunk(7, 3),
+        'data: [DONE]\n\n',
+      ].join(''),
+      'utf8',
+    );
+    let cuts: number[] = [];
+    const { client } = await serve((_req, res) => {
+      sse(res);
+      const points = [0, ...cuts, stream.length];
+      const pieces = points.slice(1).map((end, i) => stream.subarray(points[i], end));
+      const writeNext = () => {
+        const piece = pieces.shift();
+        if (piece === undefined) return res.end();
+        res.write(piece);
+        setImmediate(writeNext);
+      };
+      writeNext();
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: stream.length - 1 }), { maxLength: 12 }), async (points) => {
+        cuts = [...points].sort((a, b) => a - b);
+        const turn = await client.complete({ messages });
+        expect(turn).toMatchObject({
+          text: 'Grüße — 日本 🚀',
+          toolCalls: [{ id: 'call_a', name: 'write_file', arguments: '{"path":"ü.txt","content":"🚀\\n"}' }],
+          usage: { input_tokens: 7, output_tokens: 3 },
+        });
+      }),
+      { numRuns: 40 },
+    );
+    client.close();
   });
 
   it('passes invalid tool arguments through untouched (the tool layer answers them)', async () => {

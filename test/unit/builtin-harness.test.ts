@@ -145,6 +145,7 @@ describe('the builtin harness', () => {
     expect(ofType(events, 'model_call')[1]!.data).toMatchObject({ turn: 2, finish_reason: 'tool_calls', tool_calls: 2, usage_reported: true });
     expect(ofType(events, 'tool_call').map((e) => e.data.name)).toEqual(['read_file', 'edit_file', 'shell']);
     expect(ofType(events, 'tool_call')[2]!.data.arguments).toEqual({ command: 'node greet.js world' });
+    expect(ofType(events, 'tool_call').map((e) => e.data.text)).toEqual(['read_file greet.js', 'edit_file greet.js', '$ node greet.js world']);
     const shellResult = ofType(events, 'tool_result')[2]!.data;
     expect(shellResult).toMatchObject({ ok: true, name: 'shell', truncated: false });
     expect(shellResult.output).toContain('hello, world');

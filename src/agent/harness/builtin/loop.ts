@@ -257,7 +257,8 @@ export async function runBuiltinLoop(context: HarnessContext, options: BuiltinLo
           conversation.push({ role: 'tool', tool_call_id: call.id, content: 'Not run: the run was stopped before this call.' });
           continue;
         }
-        context.emit('status', { type: 'tool_call', turn, id: call.id, name: call.name, arguments: argumentsForEvent(call.arguments) });
+        const shownArguments = argumentsForEvent(call.arguments);
+        context.emit('status', { type: 'tool_call', turn, id: call.id, name: call.name, arguments: shownArguments, text: describeCall(call.name, shownArguments) });
         const toolStarted = Date.now();
         const result = await runToolCall(call.name, call.arguments, { workdir: context.workdir, env: context.env, signal: work, limits });
         const shown = truncateMiddle(result.output, EVENT_OUTPUT_CHARS);
@@ -364,6 +365,17 @@ function argumentsForEvent(raw: string): unknown {
     }
   }
   return truncateMiddle(raw, EVENT_ARGUMENTS_CHARS).text;
+}
+
+/** One line for people: `$ npm test` for a command, `edit_file src/a.ts` for a file tool. */
+function describeCall(name: string, args: unknown): string {
+  const record = typeof args === 'object' && args !== null ? (args as Record<string, unknown>) : {};
+  let line: string;
+  if (name === 'shell' && typeof record.command === 'string') line = `$ ${record.command}`;
+  else if (typeof record.path === 'string') line = `${name} ${record.path}`;
+  else line = `${name} ${typeof args === 'string' ? args : JSON.stringify(args)}`;
+  const firstLine = line.split('\n')[0]!;
+  return firstLine.length > 200 || firstLine !== line ? `${firstLine.slice(0, 200)} …` : line;
 }
 
 /** Assistant text as `output` events (printed by `airlock task create --follow`), split to fit events. */
