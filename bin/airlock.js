@@ -12,6 +12,18 @@ if (process.argv[2] === 'agent' && process.argv[3] === 'run' && process.argv.len
   runAgent({ env: process.env }).then((code) => {
     process.exitCode = code;
   }, fail);
+} else if (process.argv[2] === 'agent' && process.argv[3] === 'git-credential' && process.argv.length <= 5) {
+  // git runs this for every credential the agent's clone or push needs: keep it as light.
+  const { runCredentialHelper } = await import('../dist/agent/workspace/credential-helper.js');
+  runCredentialHelper({
+    action: process.argv[4],
+    env: process.env,
+    stdin: process.stdin,
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+  }).then((code) => {
+    process.exitCode = code;
+  }, fail);
 } else {
   const { main } = await import('../dist/cli/main.js');
   main(process.argv).catch(fail);

@@ -8,6 +8,9 @@
  * - Every event is uploaded (or the upload deadline passed) before the result is posted, and the
  *   result is posted before the process exits.
  * - Every harness gets a `lifecycle` event when it starts and a `result` event when it ends.
+ * - Before the harness, the workspace is prepared (repositories cloned, setup commands run); after
+ *   it, the work is committed, measured and pushed (workspace/); both happen in this process,
+ *   which alone holds the task token.
  * - Processes the harness starts never see the task token: it is removed from their environment.
  * - Exit status: the harness's exit code (0 for success); 2 when the environment is not set up
  *   (missing/invalid variables); 69 when the gateway cannot be reached; 70 for an internal error.
@@ -21,6 +24,7 @@ import { getHarness, harnessNames } from './harness/index.js';
 import type { HarnessContext, HarnessResult } from './harness/harness.js';
 import { GatewayClient, GatewayRequestError, parseGatewayAddress } from './report/client.js';
 import { Reporter } from './report/reporter.js';
+import { collect, gatewayCredentialSource, prepare, type PreparedRepository } from './workspace/index.js';
 
 export const EXIT_USAGE = 2;
 /** sysexits EX_UNAVAILABLE: the task gateway could not be reached. */
@@ -123,6 +127,8 @@ async function runExecution(
   poller.start();
 
   let result: HarnessResult;
+  let failureReason: AgentResult['failure_reason'];
+  let repositories: AgentResult['repositories'];
   const harness = getHarness(spec.harness);
   try {
     if (!harness) {
@@ -133,22 +139,36 @@ async function runExecution(
       };
       reporter.emit('error', { message: result.summary });
     } else {
-      reporter.emit('lifecycle', { phase: 'harness_started', harness: harness.name });
-      const context: HarnessContext = {
-        spec,
-        workdir: env[AGENT_ENV.workdir] || process.cwd(),
-        env: harnessEnv(env),
-        emit: (kind, data) => reporter.emit(kind, data),
-        signal: abort.signal,
-        messages: () => poller.messages(),
-        gateway: { address: client.address, token },
-      };
-      try {
-        result = await harness.run(context);
-      } catch (err) {
-        result = { outcome: 'failed', exitCode: EXIT_INTERNAL, summary: `the ${harness.name} harness failed: ${describeError(err)}` };
-        reporter.emit('error', { message: result.summary });
+      const workdir = env[AGENT_ENV.workdir] || process.cwd();
+      const emit: HarnessContext['emit'] = (kind, data) => reporter.emit(kind, data);
+      const workspace = { env: harnessEnv(env), emit, credentials: gatewayCredentialSource(client) };
+      // Clone the repositories and run the setup commands (workspace/prepare.ts).
+      const preparation = await prepare(spec, { ...workspace, workdir, signal: abort.signal });
+      let prepared: PreparedRepository[] = [];
+      if (!preparation.ok) {
+        result = preparation.result;
+        failureReason = preparation.failureReason;
+      } else {
+        prepared = preparation.repositories;
+        reporter.emit('lifecycle', { phase: 'harness_started', harness: harness.name });
+        const context: HarnessContext = {
+          spec,
+          workdir,
+          env: workspace.env,
+          emit,
+          signal: abort.signal,
+          messages: () => poller.messages(),
+          gateway: { address: client.address, token },
+        };
+        try {
+          result = await harness.run(context);
+        } catch (err) {
+          result = { outcome: 'failed', exitCode: EXIT_INTERNAL, summary: `the ${harness.name} harness failed: ${describeError(err)}` };
+          reporter.emit('error', { message: result.summary });
+        }
       }
+      // Commit, measure and push what the harness did, whatever its outcome (workspace/results.ts).
+      if (prepared.length > 0) repositories = await collect(spec, prepared, abort.signal.aborted ? { ...result, outcome: 'cancelled' } : result, workspace);
     }
     if (abort.signal.aborted && result.outcome === 'failed') {
       // Stopped on request: whatever the program did on its way out, the task was cancelled.
@@ -170,6 +190,8 @@ async function runExecution(
       exit_code: result.exitCode,
       summary: truncateSummary(result.summary),
       ...(stopReason ? { stop_reason: stopReason } : {}),
+      ...(repositories ? { repositories } : {}),
+      ...(failureReason ? { failure_reason: failureReason } : {}),
     };
     await postResult(client, agentResult, say);
   } finally {

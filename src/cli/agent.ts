@@ -14,4 +14,18 @@ export function registerAgentCommands(program: Command): void {
       const { runAgent } = await import('../agent/run.js');
       process.exitCode = await runAgent({ env: process.env });
     });
+  // git's credential helper for the agent's own clone and push (agent/workspace/credentials.ts).
+  agent
+    .command('git-credential [action]', { hidden: true })
+    .description('git credential helper used by the agent runtime (internal)')
+    .action(async (action: string | undefined) => {
+      const { runCredentialHelper } = await import('../agent/workspace/credential-helper.js');
+      process.exitCode = await runCredentialHelper({
+        action,
+        env: process.env,
+        stdin: process.stdin,
+        stdout: (text) => process.stdout.write(text),
+        stderr: (text) => process.stderr.write(text),
+      });
+    });
 }

@@ -80,5 +80,11 @@ export const AgentResult = z.strictObject({
   stop_reason: StopReason.nullable().optional(),
   /** What the run produced in each repository (the agent fills everything but pull requests). */
   repositories: z.array(RepositoryArtifacts).max(MAX_REPOSITORIES).optional(),
+  /**
+   * Set when the run failed before its harness started, for the reasons the agent itself
+   * detects: a repository could not be cloned, or a setup command failed. The worker reports it
+   * as the execution's failure reason, with `summary` as its message.
+   */
+  failure_reason: z.enum(['repo_clone', 'setup_command']).optional(),
 });
 export type AgentResult = z.infer<typeof AgentResult>;

@@ -15,6 +15,8 @@ import { ValidationError } from '../protocol/errors.js';
 import { WorkerId } from '../protocol/task.js';
 import { parseOrThrow } from '../protocol/zod-errors.js';
 import { HarnessesConfig, resolveHarnessTemplates, type HarnessTemplate } from './harness-templates.js';
+import { ForgeConfig, resolveForges, type ForgeRule } from './forge/config.js';
+import { GitCredentialConfig, resolveGitCredentials, type GitCredentialRule } from './git-credentials.js';
 
 export const BACKENDS = ['direct'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -57,6 +59,10 @@ export const WorkerFileConfig = z.strictObject({
   harnesses: HarnessesConfig.optional(),
   /** BYOLLM: the team's own providers; model requests then go straight there, never to the server. */
   models: ModelsConfig.optional(),
+  /** Tokens for the tasks' https repositories, by URL prefix (NAMES of variables, never values). */
+  git_credentials: z.array(GitCredentialConfig).optional(),
+  /** Where to open pull/merge requests for pushed branches. */
+  forges: z.array(ForgeConfig).optional(),
 });
 export type WorkerFileConfig = z.infer<typeof WorkerFileConfig>;
 
@@ -102,6 +108,10 @@ export interface WorkerConfig {
   harnesses: Record<string, HarnessTemplate>;
   /** BYOLLM providers; null: model requests go to the control plane's LLM gateway. */
   models: ModelsConfig | null;
+  /** `git_credentials:` with the tokens looked up in the worker's environment. */
+  gitCredentials: GitCredentialRule[];
+  /** `forges:` with the tokens looked up in the worker's environment. */
+  forges: ForgeRule[];
 }
 
 /** Setup commands install things: minutes, not seconds. Teardown should be quick. */
@@ -213,6 +223,8 @@ export function resolveWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv, 
     logLevel,
     harnesses: resolveHarnessTemplates(file.harnesses),
     models: file.models ?? null,
+    gitCredentials: resolveGitCredentials(file.git_credentials ?? [], env),
+    forges: resolveForges(file.forges ?? [], env),
   };
 }
 

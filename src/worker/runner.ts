@@ -17,12 +17,14 @@ import { newId } from '../lib/ids.js';
 import { describeError } from '../protocol/errors.js';
 import type { AgentEvent, AgentResult } from '../protocol/gateway.js';
 import type { FailureReason, Outcome } from '../protocol/lifecycle.js';
-import type { ExecutionSpec, TranscriptEvent } from '../protocol/task.js';
+import type { Artifacts, ExecutionSpec, TranscriptEvent } from '../protocol/task.js';
 import { MAX_EVENTS_PER_BATCH } from '../protocol/task.js';
 import type { LlmToken } from '../protocol/worker-messages.js';
 import type { Backend, ExitStatus } from './backends/backend.js';
 import { specWithHarness, type HarnessTemplate } from './harness-templates.js';
 import { ExecutionModelRoute, controlPlaneProvider, type ModelHandler } from './llm/index.js';
+import { artifactsFrom, openPullRequests, type ForgeRule } from './forge/index.js';
+import { answerGitCredential, type GitCredentialRule } from './git-credentials.js';
 import type { Outbox } from './outbox/outbox.js';
 import { Redactor } from './redact/index.js';
 import { TaskGateway } from './taskgateway/index.js';
@@ -41,6 +43,10 @@ export interface RunnerOptions {
   workerId: string;
   /** Variables every task receives (the operator's -e); their values are also redacted. */
   taskEnv: Record<string, string>;
+  /** Tokens for the tasks' https repositories (answered at the task gateway); redacted like -e values. */
+  gitCredentials?: readonly GitCredentialRule[];
+  /** Forges for pull/merge requests, opened here after the agent's result (tokens never enter a task). */
+  forges?: readonly ForgeRule[];
   log: Logger;
   clock: Clock;
   /** Called whenever the outbox has new reports to send. */
@@ -78,7 +84,11 @@ export class ExecutionRunner {
 
   constructor(private readonly options: RunnerOptions) {
     this.redactor = new Redactor({
-      secrets: Object.entries(options.taskEnv).map(([name, value]) => ({ name, value })),
+      secrets: [
+        ...Object.entries(options.taskEnv).map(([name, value]) => ({ name, value })),
+        ...(options.gitCredentials ?? []).map((rule) => ({ name: rule.passwordEnv, value: rule.password })),
+        ...(options.forges ?? []).map((forge) => ({ name: forge.tokenEnv, value: forge.token })),
+      ],
       onWarning: (message: string) => options.log.warn(message),
     });
   }
@@ -149,6 +159,7 @@ export class ExecutionRunner {
           execution.result = result;
         },
         ...(execution.modelRoute ? { llm: execution.modelRoute.handle } : {}),
+        gitCredential: async (query) => answerGitCredential(this.options.gitCredentials ?? [], spec.repositories ?? [], query),
         log: execution.log,
       });
       execution.gateway = gateway;
@@ -195,6 +206,7 @@ export class ExecutionRunner {
     await execution.gateway?.close().catch(() => undefined);
     const usage = execution.modelRoute ? await execution.modelRoute.finalUsage() : null;
     if (!execution.abandoned) {
+      const artifacts = await this.artifacts(execution);
       const outcome = this.outcome(execution, status, failure);
       // The agent's own `result` event says what the harness concluded; this one says what the
       // worker recorded (it may differ: a timeout, a cancel, a crash).
@@ -215,6 +227,7 @@ export class ExecutionRunner {
         failure_reason: outcome.failureReason,
         message: outcome.message,
         ...(usage ? { usage } : {}),
+        ...(artifacts ? { artifacts } : {}),
       });
       execution.log.info({ outcome: outcome.outcome, reason: outcome.failureReason, exitCode: outcome.exitCode }, 'task:execution:finished');
     }
@@ -255,7 +268,9 @@ export class ExecutionRunner {
     if (status?.failure) return { outcome: 'failed', exitCode, failureReason: status.failure.reason, message: status.failure.message };
     const result = execution.result;
     if (result) {
-      if (result.outcome === 'succeeded') return { outcome: 'succeeded', exitCode: result.exit_code ?? exitCode, failureReason: null, message: result.summary };
+      if (result.outcome === 'succeeded') return { outcome: 'succeeded', exitCode: result.exit_code ?? exitCode, failureReason: null, message: withPushErrors(result) };
+      // The agent detected it before its harness ran (a clone or a setup command failed): its words.
+      if (result.failure_reason) return { outcome: 'failed', exitCode: result.exit_code ?? exitCode, failureReason: result.failure_reason, message: result.summary };
       const code = result.exit_code ?? exitCode;
       return {
         outcome: 'failed',
@@ -273,6 +288,20 @@ export class ExecutionRunner {
       failureReason: 'agent',
       message: `the agent runtime exited with status ${exitCode ?? 'unknown'}${status?.signal ? ` (${status.signal})` : ''} before reporting a result${diagnostics} — see the transcript and the worker's log`,
     };
+  }
+
+  /**
+   * The execution's artifacts (agent/workspace results plus the pull requests opened here), redacted
+   * like every event: a diff may hold a secret the task wrote into a file.
+   */
+  private async artifacts(execution: Execution): Promise<Artifacts | undefined> {
+    const result = execution.result;
+    if (!result || (!result.repositories?.length && result.summary === null && !result.stop_reason)) return undefined;
+    const repositories = await openPullRequests(execution.spec, result, this.options.forges ?? []).catch((err: unknown) => {
+      execution.log.warn({ err: describeError(err) }, 'opening pull requests failed');
+      return result.repositories ?? [];
+    });
+    return this.redactor.redactValue(artifactsFrom(result, repositories));
   }
 
   private graceFor(execution: Execution): number {
@@ -406,4 +435,12 @@ export class ExecutionRunner {
     this.options.outbox.enqueue(message);
     this.options.notify();
   }
+}
+
+/** The success message: the harness's summary, and any push that failed (the work is committed locally). */
+function withPushErrors(result: AgentResult): string | null {
+  const errors = (result.repositories ?? []).map((r) => r.push_error).filter((e): e is string => Boolean(e));
+  if (errors.length === 0) return result.summary;
+  const text = [result.summary, ...errors].filter(Boolean).join('; ');
+  return text.length > 4000 ? `${text.slice(0, 3990)} …` : text;
 }

@@ -78,6 +78,8 @@ export class Worker {
       workerId: config.workerId,
       taskEnv: config.env,
       harnesses: config.harnesses,
+      gitCredentials: config.gitCredentials,
+      forges: config.forges,
       log: this.log,
       clock,
       notify: () => this.connection.pump(),
