@@ -42,9 +42,14 @@ export function commitMessage(spec: Pick<ExecutionSpec, 'title' | 'prompt'>, sum
   return body ? `${subject}\n\n${body}\n` : `${subject}\n`;
 }
 
-/** Keep the first `max` bytes of `buffer` without splitting a UTF-8 character. */
-export function capUtf8(buffer: Buffer, max: number): string {
-  if (buffer.length <= max) return buffer.toString('utf8');
+/**
+ * The text of `raw` (invalid UTF-8 replaced by U+FFFD) cut to at most `max` bytes as UTF-8,
+ * without splitting a character.
+ */
+export function capUtf8(raw: Buffer, max: number): string {
+  const text = raw.toString('utf8');
+  const buffer = Buffer.from(text, 'utf8');
+  if (buffer.length <= max) return text;
   let end = max;
   // Step back over continuation bytes (10xxxxxx) to the start of the character that was cut.
   while (end > 0 && (buffer[end]! & 0xc0) === 0x80) end--;
@@ -172,7 +177,7 @@ async function push(repository: PreparedRepository, commit: string, context: Res
     await git(['update-ref', ref, commit], { cwd: tmp, env: clean });
     context.emit('status', { message: `pushing ${repository.branch} to ${repository.url}` });
     try {
-      await git(['push', '--quiet', '--porcelain', '--', repository.url, `${ref}:${ref}`], { cwd: tmp, env: { ...clean, ...bridge.env() } });
+      await git(['push', '--', repository.url, `${ref}:${ref}`], { cwd: tmp, env: { ...clean, ...bridge.env() } });
       return null;
     } catch (err) {
       return pushProblem(repository, commit, err, bridge);
