@@ -47,7 +47,7 @@ export async function startGitHttpServer(root: string, dir: string, user: string
         QUERY_STRING: url.search.slice(1),
         REQUEST_METHOD: req.method ?? 'GET',
         CONTENT_TYPE: req.headers['content-type'] ?? '',
-        HTTP_CONTENT_ENCODING: (req.headers['content-encoding'] as string | undefined) ?? '',
+        HTTP_CONTENT_ENCODING: (req.headers['content-encoding']) ?? '',
         GIT_PROTOCOL: (req.headers['git-protocol'] as string | undefined) ?? '',
         REMOTE_USER: user,
         REMOTE_ADDR: '127.0.0.1',
