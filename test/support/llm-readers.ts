@@ -17,6 +17,12 @@ function fail(message: string): never {
   throw new Error(`malformed stream: ${message}`);
 }
 
+/** Arguments of a finished call parse as JSON; a stream that failed may leave them cut off (kept as text). */
+function finalArguments(text: string, error: string | null): unknown {
+  if (error !== null) return text;
+  return JSON.parse(text);
+}
+
 function json(record: SseRecord): any {
   try {
     return JSON.parse(record.data);
@@ -60,7 +66,7 @@ function readChat(events: SseRecord[]): ClientAnswer {
   });
   const last = events.at(-1);
   if (!answer.error && last?.data !== '[DONE]') fail('no [DONE]');
-  answer.toolCalls.forEach((call, i) => (call.arguments = JSON.parse(args[i]!)));
+  answer.toolCalls.forEach((call, i) => (call.arguments = finalArguments(args[i]!, answer.error)));
   return answer;
 }
 
@@ -109,7 +115,7 @@ function readResponses(events: SseRecord[]): ClientAnswer {
     }
   });
   if (!ended) fail('no response.completed or error');
-  for (const item of items.values()) if (item.call) item.call.arguments = JSON.parse(item.args);
+  for (const item of items.values()) if (item.call) item.call.arguments = finalArguments(item.args, answer.error);
   return answer;
 }
 
@@ -162,7 +168,7 @@ function readMessages(events: SseRecord[]): ClientAnswer {
     }
   });
   if (!ended) fail('no message_stop or error');
-  for (const block of blocks.values()) if (block.call) block.call.arguments = block.json === '' ? {} : JSON.parse(block.json);
+  for (const block of blocks.values()) if (block.call) block.call.arguments = block.json === '' ? {} : finalArguments(block.json, answer.error);
   return answer;
 }
 
