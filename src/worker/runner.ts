@@ -240,10 +240,12 @@ export class ExecutionRunner {
   private modelRoute(execution: Execution): ExecutionModelRoute | undefined {
     const models = this.options.models;
     if (!models) return undefined;
-    if (models.byollm) return new ExecutionModelRoute(models.byollm, 'byollm');
+    const redact = <T>(body: T): T => this.redactor.redactValue(body);
+    if (models.byollm) return new ExecutionModelRoute(models.byollm, 'byollm', redact);
     return new ExecutionModelRoute(
       controlPlaneProvider(models.serverUrl, () => execution.llmToken),
       'control-plane',
+      redact,
     );
   }
 

@@ -226,10 +226,10 @@ export interface InProcessWorker {
   stop(): Promise<void>;
 }
 
-export async function startInProcessWorker(server: { url: string; workerKey: string }, options: { workerId: string; models?: ModelsConfig }): Promise<InProcessWorker> {
+export async function startInProcessWorker(server: { url: string; workerKey: string }, options: { workerId: string; models?: ModelsConfig; env?: string[] }): Promise<InProcessWorker> {
   const stateDir = tempDir('wk');
   const log = new LogBuffer();
-  const config = resolveWorkerConfig({ server: server.url, apiKey: server.workerKey, workerId: options.workerId, stateDir, concurrency: '4', logLevel: 'debug' }, {});
+  const config = resolveWorkerConfig({ server: server.url, apiKey: server.workerKey, workerId: options.workerId, stateDir, concurrency: '4', logLevel: 'debug', env: options.env }, {});
   config.models = options.models ?? null;
   const agents = new Map<string, InProcessAgent>();
   const backend = new InProcessAgentBackend(join(stateDir, 'ws'), agents);

@@ -8,9 +8,10 @@
  * with — for the execution's `execution.finished.usage`.
  *
  * Invariants: a call never rejects (a failure is an error response in the client's format);
- * every call counts as a request, whatever its outcome. Not done here (yet): redaction of
- * outgoing model requests — prompts leave as the agent wrote them, to the provider the operator
- * chose (see docs/security.md).
+ * every call counts as a request, whatever its outcome. A request leaves only after the worker's
+ * redactor ran over its body: the values of the variables the worker gives tasks (and their
+ * encodings) never reach a provider or the control plane, even when the agent read them into
+ * its conversation.
  */
 import type { LlmProvider, LlmRequest, LlmResponse, LlmUsage } from '../../llm/types.js';
 import { errorResponse } from '../../llm/errors.js';
@@ -32,6 +33,8 @@ export class ExecutionModelRoute {
     /** BYOLLM router, or the control-plane provider of this execution. */
     private readonly target: ModelHandler | LlmProvider,
     readonly route: 'byollm' | 'control-plane',
+    /** The worker's redactor over every string of a body, keeping its shape (identity by default). */
+    private readonly redact: <T>(body: T) => T = (body) => body,
   ) {}
 
   /** The task gateway's `llm` option. */
@@ -39,7 +42,7 @@ export class ExecutionModelRoute {
     this.totals.requests += 1;
     let response: LlmResponse;
     try {
-      response = await this.target.handle(request);
+      response = await this.target.handle({ ...request, body: this.redact(request.body) });
     } catch (err) {
       return errorResponse(request.api, 500, `the worker could not route the model request: ${(err as Error).message}`);
     }
