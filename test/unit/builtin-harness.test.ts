@@ -415,6 +415,19 @@ describe('the builtin harness', () => {
     expect(system).toMatch(/source="file tree">\nAGENTS.md\nREADME.md\ngreet.js\n/);
   });
 
+  it('names the repositories cloned into the workspace and shows each one\'s instructions', async () => {
+    const workspace = path.join(dir, 'workspace');
+    for (const name of ['api', 'web']) execFileSync('git', ['init', '-q', path.join(workspace, name)]);
+    await writeFile(path.join(workspace, 'api', 'AGENTS.md'), 'Run `make test` in api/.');
+    await writeFile(path.join(workspace, 'web', 'README.md'), '# web\nnpm test');
+    repo = workspace;
+    const { requests } = await run([{ text: 'ok' }]);
+    const system = bodyOf(requests[0]!).messages[0]!.content!;
+    expect(system).toContain('The working directory holds the repositories api/, web/');
+    expect(system).toContain(`${UNTRUSTED_OPEN} source="api/AGENTS.md">\nRun \`make test\` in api/.\n${UNTRUSTED_CLOSE}`);
+    expect(system).toContain(`${UNTRUSTED_OPEN} source="web/README.md">\n# web\nnpm test\n${UNTRUSTED_CLOSE}`);
+  });
+
   it('shows README.md when the repository has no AGENTS.md', async () => {
     const { requests } = await run([{ text: 'ok' }]);
     expect(bodyOf(requests[0]!).messages[0]!.content).toContain(`${UNTRUSTED_OPEN} source="README.md">\n# greet\nRun \`node greet.js NAME\`.`);
