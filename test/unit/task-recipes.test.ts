@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/lib/ids.js';
 import { MAX_REPORTED_DIFF_BYTES, type Artifacts, type TaskView } from '../../src/protocol/task.js';
-import { budgetStopMessage, diffDocument } from '../../src/server/dispatch/results.js';
+import { budgetStopMessage, capArtifacts, diffDocument } from '../../src/server/dispatch/results.js';
 import { taskView } from '../../src/server/http/views.js';
 import type { ExecutionRecord } from '../../src/server/store/store.js';
 import { http, type RawResponse } from '../support/http-client.js';
@@ -193,6 +193,21 @@ describe('results on the task view and the diff route', () => {
     const withDiff = await finishedTask(sampleArtifacts());
     expectError(await http(api.url, `/api/v1/tasks/${withDiff}/diff`, { key: b.keys.member }), 404, 'not_found');
     expectError(await http(api.url, '/api/v1/tasks/tsk_nope/diff', { key: a.keys.member }), 404, 'not_found');
+  });
+
+  it('caps diffs a worker sent over the reporting limit, at a line end, marking them truncated', () => {
+    const line = '+ä'.padEnd(99, 'x') + '\n';
+    const huge = 'diff --git a/x b/x\n' + line.repeat(Math.ceil((MAX_REPORTED_DIFF_BYTES * 2) / 100));
+    const reported = sampleArtifacts({}, huge);
+    const capped = capArtifacts(reported);
+    for (const diff of [capped.diff!, capped.repositories[0]!.diff]) {
+      expect(Buffer.byteLength(diff)).toBeLessThanOrEqual(MAX_REPORTED_DIFF_BYTES);
+      expect(diff.endsWith('\n')).toBe(true);
+      expect(huge.startsWith(diff)).toBe(true);
+    }
+    expect(capped).toMatchObject({ diff_truncated: true, repositories: [{ diff_truncated: true, diff_bytes: Buffer.byteLength(huge) }] });
+    const small = sampleArtifacts();
+    expect(capArtifacts(small)).toBe(small);
   });
 
   it('joins several repositories’ diffs, each introduced by a comment line', () => {

@@ -53,6 +53,31 @@ export function budgetStopMessage(taskId: string, budget: Budget | null, artifac
   return workerMessage ? `${text}. ${workerMessage}` : text;
 }
 
+/**
+ * Artifacts as the store keeps them: every diff at most MAX_REPORTED_DIFF_BYTES (cut at a line
+ * end, and marked truncated), whatever the worker sent. Workers cut diffs themselves; this is
+ * the control plane not trusting that a row stays small.
+ */
+export function capArtifacts(artifacts: Artifacts): Artifacts {
+  const over = (diff: string | null) => diff !== null && Buffer.byteLength(diff, 'utf8') > MAX_REPORTED_DIFF_BYTES;
+  if (!over(artifacts.diff) && !artifacts.repositories.some((r) => over(r.diff))) return artifacts;
+  const top = artifacts.diff !== null && over(artifacts.diff) ? cutDiff(artifacts.diff) : undefined;
+  return {
+    ...artifacts,
+    ...(top === undefined ? {} : { diff: top, diff_truncated: true }),
+    repositories: artifacts.repositories.map((r) =>
+      over(r.diff) ? { ...r, diff: cutDiff(r.diff), diff_truncated: true, diff_bytes: Math.max(r.diff_bytes, Buffer.byteLength(r.diff, 'utf8')) } : r,
+    ),
+  };
+}
+
+function cutDiff(diff: string): string {
+  const head = Buffer.from(diff, 'utf8').subarray(0, MAX_REPORTED_DIFF_BYTES).toString('utf8');
+  const lastLine = head.lastIndexOf('\n');
+  // Without any line end, drop a possibly split last character (decoded as U+FFFD).
+  return lastLine === -1 ? head.replace(/\uFFFD$/, '') : head.slice(0, lastLine + 1);
+}
+
 /** A diff as `GET /api/v1/tasks/{id}/diff` serves it. */
 export interface DiffDocument {
   text: string;

@@ -30,7 +30,7 @@ import {
 import type { ServerContext } from '../context.js';
 import { recordWorkerReportedUsage } from '../llm/worker-usage.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
-import { budgetStopMessage, isBudgetStop } from '../dispatch/results.js';
+import { budgetStopMessage, capArtifacts, isBudgetStop } from '../dispatch/results.js';
 import type { WorkerRegistry, WorkerSession } from './registry.js';
 
 /** A connection that has not said hello by then is closed: sockets are not free. */
@@ -434,7 +434,7 @@ class WorkerConnection {
       failureReason: message.failure_reason,
       message: (await this.budgetMessage(session, message)) ?? message.message,
       now: this.ctx.clock.now(),
-      artifacts: message.artifacts ?? null,
+      artifacts: message.artifacts ? capArtifacts(message.artifacts) : null,
       usage: message.usage ?? null,
     });
     if (result === 'lease_lost') return this.leaseLost(message.id, message.execution_id);
