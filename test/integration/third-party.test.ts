@@ -1,10 +1,10 @@
 /**
  * Third-party CLI agents as harnesses, end to end: the real `claude` and `codex` CLIs (from
  * node_modules/.bin), run by the real agent runtime against a real TaskGateway on a Unix socket,
- * on a real git repository. The gateway's `llm` is a small passthrough to the scripted model
- * server (a test double) that adds a provider key — so the test can check that the provider
- * saw every request through the gateway, and that neither that key nor the task token ever
- * reached the CLI's environment or argv. Also: `command:<name>` templates, and the model proxy
+ * on a real git repository. The gateway's `llm` is the worker's real model route (BYOLLM router)
+ * whose providers are the scripted model server (a test double) with a provider key — so the
+ * test can check that the provider saw every request through the gateway, and that neither that
+ * key nor the task token ever reached the CLI's environment or argv. Also: `command:<name>` templates, and the model proxy
  * on its own. No test here needs the internet: every CLI has its phone-home switched off.
  */
 import { execFileSync } from 'node:child_process';
@@ -13,12 +13,13 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAgent } from '../../src/agent/run.js';
 import { startModelProxy } from '../../src/agent/harness/model-proxy.js';
 import { DUMMY_API_KEY } from '../../src/agent/harness/cli-agent.js';
-import { LLM_API_PATHS, type LlmRequest, type LlmResponse } from '../../src/llm/types.js';
+import { createModelRouter, parseModelsConfig } from '../../src/llm/index.js';
+import type { LlmRequest } from '../../src/llm/types.js';
+import { ExecutionModelRoute } from '../../src/worker/llm/index.js';
 import type { AgentEvent, AgentResult } from '../../src/protocol/gateway.js';
 import type { ExecutionSpec } from '../../src/protocol/task.js';
 import { loadWorkerFile } from '../../src/worker/config.js';
@@ -92,28 +93,38 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** The gateway's model port for this test: straight to the scripted provider, with "its" key. */
-function passthrough(server: ScriptedModelServer) {
-  return async (request: LlmRequest): Promise<LlmResponse> => {
+/**
+ * The gateway's model port: the worker's real model route (BYOLLM router) with providers that
+ * are the scripted server, each adding "its" key and a marker header. `via` picks the default
+ * provider, so each CLI's requests pass through in its own API.
+ */
+function workerRoute(server: ScriptedModelServer, via: 'anthropic' | 'responses' | 'chat') {
+  const marker = { 'x-test-via': 'task-gateway' };
+  const router = createModelRouter(
+    parseModelsConfig({
+      default: via,
+      providers: {
+        anthropic: { type: 'anthropic', base_url: server.url, api_key_env: 'PROVIDER_KEY', headers: marker },
+        responses: { type: 'openai-compatible', base_url: `${server.url}/v1`, api: 'responses', api_key_env: 'PROVIDER_KEY', headers: marker },
+        chat: { type: 'openai-compatible', base_url: `${server.url}/v1`, api: 'chat', api_key_env: 'PROVIDER_KEY', headers: marker },
+      },
+    }),
+    { env: { PROVIDER_KEY } },
+  );
+  const route = new ExecutionModelRoute(router, 'byollm');
+  return (request: LlmRequest) => {
     llmCalls++;
-    const res = await fetch(`${server.url}${LLM_API_PATHS[request.api]}`, {
-      method: 'POST',
-      headers: { ...request.headers, 'content-type': 'application/json', 'x-api-key': PROVIDER_KEY, 'x-test-via': 'task-gateway' },
-      body: JSON.stringify(request.body),
-      signal: request.signal,
-    });
-    const headers: Record<string, string> = { 'content-type': res.headers.get('content-type') ?? 'application/json' };
-    return { status: res.status, headers, body: Readable.fromWeb(res.body! as never) as AsyncIterable<Uint8Array>, usage: Promise.resolve(null) };
+    return route.handle(request);
   };
 }
 
-async function serve(spec: ExecutionSpec, script: ModelScript): Promise<void> {
+async function serve(spec: ExecutionSpec, script: ModelScript, via: 'anthropic' | 'responses' | 'chat' = 'chat'): Promise<void> {
   model = await startScriptedModelServer({ script });
   gateway = new TaskGateway({
     socketPath,
     token: TOKEN,
     spec,
-    llm: passthrough(model),
+    llm: workerRoute(model, via),
     onEvents: async (batch) => {
       events.push(...batch);
     },
@@ -215,7 +226,7 @@ describe('claude-code harness', () => {
         ];
         return steps[Math.min(step, steps.length - 1)]!;
       };
-      await serve(specFor('claude-code', 'Change the greeting in README.md to "hello from claude."'), script);
+      await serve(specFor('claude-code', 'Change the greeting in README.md to "hello from claude."'), script, 'anthropic');
       const code = await runTheAgent();
 
       expect(code).toBe(0);
@@ -243,7 +254,7 @@ describe('claude-code harness', () => {
   it(
     'fails with the API error the CLI reports when the model route answers an error',
     async () => {
-      await serve(specFor('claude-code', 'anything', { model: 'claude-test-model' }), () => ({ error: { status: 400, message: 'scripted: this model does not exist' } }));
+      await serve(specFor('claude-code', 'anything', { model: 'claude-test-model' }), () => ({ error: { status: 400, message: 'scripted: this model does not exist' } }), 'anthropic');
       const code = await runTheAgent();
       expect(code).not.toBe(0);
       expect(results[0]).toMatchObject({ outcome: 'failed' });
@@ -268,7 +279,7 @@ describe('codex harness', () => {
         ];
         return steps[Math.min(step, steps.length - 1)]!;
       };
-      await serve(specFor('codex', '-change the greeting (a prompt starting with a dash)', { model: 'gpt-test-codex' }), script);
+      await serve(specFor('codex', '-change the greeting (a prompt starting with a dash)', { model: 'gpt-test-codex' }), script, 'responses');
       const code = await runTheAgent();
 
       expect(code).toBe(0);
@@ -373,7 +384,7 @@ console.log('template agent done');
 
 describe('model proxy', () => {
   it('forwards only the model routes, adds the token itself, and answers the harmless extras locally', async () => {
-    await serve(specFor('shell', 'p'), [{ text: 'via the proxy' }]);
+    await serve(specFor('shell', 'p'), [{ text: 'via the proxy' }], 'anthropic');
     const proxy = await startModelProxy({ address: { kind: 'unix', socketPath, display: `unix:${socketPath}` }, token: TOKEN }, { model: 'm1' });
     try {
       // No credentials from the client: the proxy adds the task token; a client's key is dropped.
