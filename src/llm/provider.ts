@@ -199,7 +199,7 @@ async function* relayStream(ctx: StreamContext): AsyncGenerator<Uint8Array> {
         ? `the provider sent nothing for ${deadline.seconds} s in the middle of the stream`
         : `the connection to the provider broke in the middle of the stream (${describeError(error)})`;
     }
-    if (!tap.finished) {
+    if (!tap.finished && !(failure === undefined && tap.sawFinish)) {
       const message = failure ?? 'the provider ended the stream before it was complete';
       yield utf8(translator ? translator.fail(message) : streamErrorEvent(clientApi, message, { status: 502, sequenceNumber: tap.nextSequence }));
     } else if (translator) {

@@ -16,6 +16,11 @@ export class UsageTap {
   private model: string | undefined;
   /** The stream reached its terminal event (or an error event): nothing is missing. */
   finished = false;
+  /**
+   * A Chat Completions stream sent its finish_reason: some OpenAI-compatible servers end there
+   * without `[DONE]`, and a clean end after it is complete enough not to report a failure.
+   */
+  sawFinish = false;
   /** The stream carried an error event. */
   failed = false;
   /** Next `sequence_number` of a Responses stream, for an error event we may have to add. */
@@ -57,6 +62,7 @@ export class UsageTap {
       return;
     }
     if (typeof chunk.model === 'string') this.model = chunk.model;
+    if (Array.isArray(chunk.choices) && chunk.choices.some((c) => isRecord(c) && typeof c.finish_reason === 'string')) this.sawFinish = true;
     this.takeOpenAi(chunk.usage);
   }
 

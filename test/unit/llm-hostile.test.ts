@@ -98,6 +98,22 @@ describe('a provider failing in time', () => {
   });
 });
 
+describe('lenient where it is safe', () => {
+  it.each(APIS)('client %s: a chat provider that ends after finish_reason without [DONE] is complete, not an error', async (client) => {
+    const url = await rawProvider((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"Done."},"finish_reason":"stop"}]}\n\n');
+    });
+    const response = await routerAt(url, 'chat').handle(llmRequest(client, BODIES[client](true)));
+    const text = await readAll(response);
+    if (client === 'chat') {
+      expect(text).not.toMatch(/error/);
+      return;
+    }
+    expect(readStream(client, text)).toMatchObject({ text: 'Done.', error: null });
+  });
+});
+
 describe('pass-through stays byte for byte', () => {
   it('malformed events from a chat provider reach a chat client unchanged', async () => {
     const stream = 'data: {"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\ndata: {not json at all\n\n: comment\n\ndata: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n';
