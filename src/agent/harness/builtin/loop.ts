@@ -234,7 +234,8 @@ export async function runBuiltinLoop(context: HarnessContext, options: BuiltinLo
       }
       conversation.push({
         role: 'assistant',
-        content: answer.text === '' ? null : answer.text,
+        // Providers refuse an assistant message with neither text nor tool calls.
+        content: answer.text !== '' ? answer.text : answer.toolCalls.length > 0 ? null : '(no answer)',
         ...(answer.toolCalls.length > 0
           ? { tool_calls: answer.toolCalls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } })) }
           : {}),
