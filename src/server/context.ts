@@ -8,6 +8,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Role, Store, TaskRecord, EventRecord, WorkerRecord } from './store/store.js';
 import type { ServerMetrics } from './metrics.js';
 import type { LlmTokenAuthority } from './llm/tokens.js';
+import type { LlmUsageBuffer } from './llm/usage-buffer.js';
 
 export interface Principal {
   teamId: string;
@@ -73,4 +74,6 @@ export interface ServerContext {
   authenticate: (token: string) => Promise<Principal | undefined>;
   /** Mints the task-scoped tokens of the LLM gateway (claimed, heartbeat_ack); absent: none are issued. */
   llmTokens?: LlmTokenAuthority;
+  /** The LLM gateway's usage counts not yet written to the store; flush before reading usage. */
+  llmUsage?: LlmUsageBuffer;
 }

@@ -14,6 +14,7 @@ import { buildHttpApp } from './http/app.js';
 import { resolveLlmGatewayConfig, type LlmGatewayConfig } from './llm/config.js';
 import { attachLlmGateway } from './llm/gateway.js';
 import { LlmTokenAuthority } from './llm/tokens.js';
+import { LlmUsageBuffer } from './llm/usage-buffer.js';
 import { createModelRouter } from '../llm/router.js';
 import { createServerMetrics } from './metrics.js';
 import { openSqliteStore } from './store/sqlite/index.js';
@@ -67,7 +68,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const authenticate = createAuthenticator(store, secret);
   const llm = options.llm ?? resolveLlmGatewayConfig();
   const llmTokens = new LlmTokenAuthority(secret, llm.tokenTtlMs);
-  const base = { store, clock, log, metrics, settings, hub, authenticate, llmTokens };
+  const llmUsage = new LlmUsageBuffer(store, log);
+  const base = { store, clock, log, metrics, settings, hub, authenticate, llmTokens, llmUsage };
   const dispatcher = new Dispatcher(base, registry);
   const context: ServerContext = {
     ...base,
@@ -100,6 +102,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         sockets.close();
         await dispatcher.stop();
         await app.close();
+        await llmUsage.flush();
         await store.close();
         log.info('server:stopped');
       })();

@@ -24,7 +24,7 @@ import { fromFastifyError } from '../../protocol/fastify-errors.js';
 import { TERMINAL_EXECUTION_STATES } from '../../protocol/lifecycle.js';
 import type { ServerContext } from '../context.js';
 import type { LlmGatewayConfig } from './config.js';
-import type { LlmTokenAuthority } from './tokens.js';
+import type { ActiveExecution, LlmTokenAuthority } from './tokens.js';
 
 /** Where the gateway lives: the three APIs' own paths under this prefix. */
 export const LLM_GATEWAY_PREFIX = '/llm';
@@ -56,11 +56,7 @@ class GatewayError extends Error {
   }
 }
 
-interface Caller {
-  executionId: string;
-  taskId: string;
-  teamId: string;
-}
+type Caller = ActiveExecution;
 
 /** The paths the gateway serves, by API. */
 export const LLM_GATEWAY_PATHS: { readonly [api in LlmApi]: string } = {
@@ -128,12 +124,19 @@ export function attachLlmGateway(app: FastifyInstance, ctx: Omit<ServerContext, 
       }
       throw new GatewayError(401, 'the LLM token is not valid (malformed, or signed by another server) — use the token the server issued for this execution');
     }
+    const cached = options.tokens.recentlyActive(check.executionId, now);
+    if (cached) {
+      callers.set(request, cached);
+      return;
+    }
     const execution = await ctx.store.getExecution(check.executionId);
     if (!execution) throw new GatewayError(401, `the LLM token names execution ${check.executionId}, which this server does not know — use the token issued with the claim`);
     if (TERMINAL_EXECUTION_STATES.has(execution.state)) {
       throw new GatewayError(401, `execution ${execution.id} has ended (${execution.state}): its LLM tokens are revoked`);
     }
-    callers.set(request, { executionId: execution.id, taskId: execution.taskId, teamId: execution.teamId });
+    const caller = { executionId: execution.id, taskId: execution.taskId, teamId: execution.teamId };
+    options.tokens.rememberActive(caller, now);
+    callers.set(request, caller);
   };
 
   const sendError = (request: FastifyRequest, reply: FastifyReply, status: number, message: string) => {
@@ -177,21 +180,19 @@ export function attachLlmGateway(app: FastifyInstance, ctx: Omit<ServerContext, 
     const inputTokens = usage?.input_tokens ?? 0;
     const outputTokens = usage?.output_tokens ?? 0;
     log.info({ execution: caller.executionId, task: caller.taskId, api, status, model, inputTokens, outputTokens, ms: Math.round(ms) }, 'llm:request');
-    try {
-      await ctx.store.recordLlmUsage({
-        teamId: caller.teamId,
-        taskId: caller.taskId,
-        executionId: caller.executionId,
-        model,
-        requests: 1,
-        errors: status >= 400 ? 1 : 0,
-        inputTokens,
-        outputTokens,
-        now: ctx.clock.now(),
-      });
-    } catch (err) {
-      log.error({ execution: caller.executionId, err: describeError(err) }, 'llm:usage:record-failed');
-    }
+    const increment = {
+      teamId: caller.teamId,
+      taskId: caller.taskId,
+      executionId: caller.executionId,
+      model,
+      requests: 1,
+      errors: status >= 400 ? 1 : 0,
+      inputTokens,
+      outputTokens,
+      now: ctx.clock.now(),
+    };
+    if (ctx.llmUsage) ctx.llmUsage.add(increment);
+    else await ctx.store.recordLlmUsage(increment).catch((err: unknown) => log.error({ execution: caller.executionId, err: describeError(err) }, 'llm:usage:record-failed'));
   };
 
   app.register(async (scope) => {

@@ -36,6 +36,18 @@ export const DEFAULT_LLM_TOKEN_TTL_MS = 15 * 60_000;
 const RENEW_AT_FRACTION = 0.5;
 /** How often the record of issued tokens is pruned of expired entries (every N issues). */
 const PRUNE_EVERY = 256;
+/**
+ * How long "this execution is running" is believed without asking the store again. An execution
+ * that ends through its worker's `finished` is forgotten at once; one that ends otherwise (lease
+ * expiry, a worker that vanished) stops being accepted within this time.
+ */
+export const ACTIVE_CACHE_MS = 1_000;
+
+export interface ActiveExecution {
+  executionId: string;
+  taskId: string;
+  teamId: string;
+}
 
 export type TokenCheck = { ok: true; executionId: string; expiresAtMs: number } | { ok: false; reason: 'malformed' | 'signature' | 'expired'; executionId?: string };
 
@@ -44,6 +56,7 @@ export class LlmTokenAuthority {
   /** Execution id → expiry of the newest token issued for it by this process (renewal bookkeeping). */
   private readonly issued = new Map<string, number>();
   private issuesSincePrune = 0;
+  private readonly active = new Map<string, { execution: ActiveExecution; until: number }>();
 
   constructor(
     serverSecret: Buffer,
@@ -81,6 +94,21 @@ export class LlmTokenAuthority {
   /** The execution ended: stop renewing (its tokens are refused anyway, by the state check). */
   forget(executionId: string): void {
     this.issued.delete(executionId);
+    this.active.delete(executionId);
+  }
+
+  /** The gateway found this execution running in the store: believe it for ACTIVE_CACHE_MS. */
+  rememberActive(execution: ActiveExecution, now: number): void {
+    this.active.set(execution.executionId, { execution, until: now + ACTIVE_CACHE_MS });
+  }
+
+  /** A running execution seen less than ACTIVE_CACHE_MS ago and not forgotten since. */
+  recentlyActive(executionId: string, now: number): ActiveExecution | undefined {
+    const entry = this.active.get(executionId);
+    if (!entry) return undefined;
+    if (entry.until > now) return entry.execution;
+    this.active.delete(executionId);
+    return undefined;
   }
 
   /** Signature and expiry; the caller checks that the execution still runs. */
@@ -99,5 +127,6 @@ export class LlmTokenAuthority {
   private prune(now: number): void {
     this.issuesSincePrune = 0;
     for (const [id, expiresAt] of this.issued) if (expiresAt <= now) this.issued.delete(id);
+    for (const [id, entry] of this.active) if (entry.until <= now) this.active.delete(id);
   }
 }

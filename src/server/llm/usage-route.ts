@@ -38,7 +38,10 @@ export function usageRoutes(ctx: ServerContext): AnyRoute[] {
       auth: 'user',
       query: UsageQuery,
       responses: { 200: { description: 'Usage totals.', content: { 'application/json': UsageReport } } },
-      handler: async ({ principal, query }) => ctx.store.llmUsageReport(principal.teamId, query.task_id === undefined ? {} : { taskId: query.task_id }),
+      handler: async ({ principal, query }) => {
+        await ctx.llmUsage?.flush();
+        return ctx.store.llmUsageReport(principal.teamId, query.task_id === undefined ? {} : { taskId: query.task_id });
+      },
     }),
   ];
 }

@@ -442,6 +442,7 @@ class WorkerConnection {
     session.executions.delete(message.execution_id);
     this.ctx.llmTokens?.forget(message.execution_id);
     if (result === 'ok' && ended && message.usage) {
+      await this.ctx.llmUsage?.flush(message.execution_id);
       await recordWorkerReportedUsage(this.ctx.store, {
         teamId: session.teamId,
         taskId: ended.task.id,

@@ -9,6 +9,7 @@
  * to the server — never to the agent, a URL, a log or an error message; the worker's API key is
  * never sent on this route.
  */
+import { httpPost } from '../../lib/http-post.js';
 import { errorResponse } from '../../llm/errors.js';
 import { createProvider } from '../../llm/provider.js';
 import type { LlmProvider, LlmRequest, LlmResponse } from '../../llm/types.js';
@@ -42,8 +43,7 @@ export function controlPlaneProvider(serverUrl: string, token: () => string | nu
     apis: ['chat', 'responses', 'messages'],
     target: `${base}${CONTROL_PLANE_LLM_PREFIX}/v1 (the control plane's LLM gateway)`,
     send(call) {
-      return fetch(`${base}${CONTROL_PLANE_LLM_PREFIX}${LLM_API_PATHS[call.api]}`, {
-        method: 'POST',
+      return httpPost(`${base}${CONTROL_PLANE_LLM_PREFIX}${LLM_API_PATHS[call.api]}`, {
         headers: {
           'content-type': 'application/json',
           accept: call.body.stream === true ? 'text/event-stream' : 'application/json',
