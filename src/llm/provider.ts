@@ -7,7 +7,6 @@
  * returned promise never rejects; bodies are never logged.
  */
 import { describeError, isAirlockError } from '../protocol/errors.js';
-import type { Deadline as DeadlineType } from './deadline.js';
 import { Deadline } from './deadline.js';
 import { errorResponse, streamErrorEvent, upstreamErrorMessage } from './errors.js';
 import { isRecord, SseParser, tryJson, utf8, type ParsedSseEvent } from './sse.js';
@@ -93,7 +92,7 @@ async function handle(options: ProviderOptions, request: LlmRequest): Promise<Ll
   };
 }
 
-function callFailure(options: ProviderOptions, api: LlmApi, deadline: DeadlineType, error: unknown): LlmResponse {
+function callFailure(options: ProviderOptions, api: LlmApi, deadline: Deadline, error: unknown): LlmResponse {
   if (deadline.timedOut) return errorResponse(api, 504, `the provider "${options.name}" did not answer within ${deadline.seconds} s — try again, or raise models.providers.${options.name}.timeout_seconds`);
   if (deadline.clientGone) return errorResponse(api, 499, 'the client closed the request');
   const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;

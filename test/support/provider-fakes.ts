@@ -172,7 +172,7 @@ export async function startBedrockFake(turns: FakeTurn[]): Promise<ProviderFake>
         );
       }
       response.end();
-    })();
+    })().catch(() => undefined); // a client that went away (timeout tests) leaves nothing to answer
   });
   server.on('session', (session) => {
     sessions.add(session);
@@ -221,7 +221,7 @@ export async function startVertexFake(turns: FakeTurn[]): Promise<ProviderFake &
       response.writeHead(200, { 'content-type': 'text/event-stream' });
       for (const event of messagesStream(resolved, turn.midStreamError === undefined ? {} : { failWith: turn.midStreamError })) response.write(encodeSse(event));
       response.end();
-    })();
+    })().catch(() => undefined); // a client that went away (timeout tests) leaves nothing to answer
   });
   const fake = await listen(server, requests);
   return Object.defineProperty(fake, 'tokenRequests', { get: () => state.tokenRequests }) as ProviderFake & { tokenRequests: number };
@@ -266,7 +266,7 @@ export async function startAzureFake(turns: FakeTurn[]): Promise<ProviderFake> {
       const includeUsage = seen.body.stream_options?.include_usage === true;
       for (const event of chatCompletionStream(resolved, { includeUsage, ...(turn.midStreamError === undefined ? {} : { failWith: turn.midStreamError }) })) response.write(encodeSse(event));
       response.end();
-    })();
+    })().catch(() => undefined); // a client that went away (timeout tests) leaves nothing to answer
   });
   return listen(server, requests);
 }

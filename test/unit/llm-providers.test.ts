@@ -79,6 +79,22 @@ describe('bedrock', () => {
   });
 });
 
+describe('bedrock timeouts and headers', () => {
+  it('a Bedrock call that does not answer in time → 504; anthropic-beta becomes the anthropic_beta body field', async () => {
+    const fake = await startBedrockFake([{ text: 'late', delayMs: 3_000 }, { text: 'on time' }]);
+    fakes.push(fake);
+    const config = parseModelsConfig({ default: 'aws', providers: { aws: { type: 'bedrock', region: 'us-east-1', base_url: fake.url, timeout_seconds: 0.2 } } });
+    const router = createModelRouter(config, { env: AWS_ENV });
+    const late = await router.handle(llmRequest('messages', request('messages', 'm', false)));
+    expect(late.status).toBe(504);
+    expect(JSON.parse(await readAll(late))).toMatchObject({ type: 'error', error: { type: 'timeout_error', message: expect.stringMatching(/did not answer within 0\.2 s/) } });
+    const ok = await router.handle(llmRequest('messages', request('messages', 'm', false), { headers: { 'anthropic-beta': 'a-2025, b-2025' } }));
+    expect(ok.status).toBe(200);
+    await readAll(ok);
+    expect(fake.requests[1]!.body.anthropic_beta).toEqual(['a-2025', 'b-2025']);
+  });
+});
+
 describe('vertex', () => {
   it.each(CASES)('%s client (stream: %s): bearer token from the credentials file, rawPredict with the Anthropic body', async (api, stream) => {
     const fake = await startVertexFake([TURN]);
