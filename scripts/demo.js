@@ -70,7 +70,8 @@ function cli(args, env, { capture = false } = {}) {
     const child = spawn(process.execPath, [airlockBin, ...args], {
       cwd: work,
       env: { ...process.env, ...env },
-      stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'],
+      // Captured commands are plumbing (keys, ids): their hints on stderr would only distract.
+      stdio: ['ignore', capture ? 'pipe' : 'inherit', capture ? 'ignore' : 'inherit'],
     });
     let out = '';
     if (capture) child.stdout.on('data', (d) => (out += d));

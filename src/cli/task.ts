@@ -170,12 +170,21 @@ async function readPrompt(argument: string | undefined, file: string | undefined
 
 // ── following ──
 
-/** Print an event for people: output text to the stream it came from; the rest is not printed. */
+/**
+ * Print an event for people. Output text goes to the stream it came from, untouched, so
+ * `airlock task logs ID > out.txt` captures what the task printed; progress the agent reports
+ * (tool calls, clone and push steps) and errors go to stderr, one line each, marked.
+ */
 function printEvent(event: EventView): void {
-  if (event.kind !== 'output') return;
-  const text = event.data.text;
-  if (typeof text !== 'string') return;
-  (event.data.stream === 'stderr' ? process.stderr : process.stdout).write(text);
+  const { kind, data } = event;
+  if (kind === 'output') {
+    if (typeof data.text === 'string') (data.stream === 'stderr' ? process.stderr : process.stdout).write(data.text);
+    return;
+  }
+  const line = kind === 'error' ? data.message : kind === 'status' ? (data.text ?? data.message) : undefined;
+  if (typeof line !== 'string' || line === '') return;
+  const marker = kind === 'error' ? '!' : '›';
+  process.stderr.write(`${marker} ${line.split('\n')[0]!.slice(0, 300)}\n`);
 }
 
 /** Follow until the task ends; returns its final view. */

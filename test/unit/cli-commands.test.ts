@@ -186,17 +186,19 @@ describe('airlock task', CLI_TEST_TIMEOUT, () => {
     await appendEvents(api, execution, [
       { seq: 1, data: { stream: 'stdout', text: 'out one\n' } },
       { seq: 2, data: { stream: 'stderr', text: 'err one\n' } },
-      { seq: 3, kind: 'status', data: { text: 'not output' } },
+      { seq: 3, kind: 'status', data: { text: '$ npm test' } },
+      { seq: 4, kind: 'lifecycle', data: { phase: 'finished' } },
     ]);
     const logs = await runCli(['task', 'logs', id], { env });
-    expect(logs).toMatchObject({ code: 0, stdout: 'out one\n', stderr: 'err one\n' });
+    // Output to its own stream, untouched; agent progress to stderr, marked; lifecycle not at all.
+    expect(logs).toMatchObject({ code: 0, stdout: 'out one\n', stderr: 'err one\n› $ npm test\n' });
     const json = JSON.parse((await runCli(['task', 'logs', id, '--json'], { env })).stdout);
-    expect(json.map((e: { id: string }) => e.id)).toEqual(['1.1', '1.2', '1.3']);
+    expect(json.map((e: { id: string }) => e.id)).toEqual(['1.1', '1.2', '1.3', '1.4']);
 
     const follower = startCli(['task', 'logs', id, '-f'], { env });
     await eventually(() => follower.stdout().includes('out one'), 10_000, 'the backlog');
     await eventually(() => api.hub.followerCount >= 1);
-    await appendEvents(api, execution, [{ seq: 4, data: { stream: 'stdout', text: 'live two\n' } }]);
+    await appendEvents(api, execution, [{ seq: 5, data: { stream: 'stdout', text: 'live two\n' } }]);
     await eventually(() => follower.stdout().includes('live two'), 10_000, 'the live event');
     await finishExecution(api, execution, 'succeeded');
     const done = await follower.done;
