@@ -36,6 +36,8 @@ export interface Route {
  * Where a model name goes: `<provider>/<rest>` picks that provider (split on the first `/`, so
  * `local/meta-llama/Llama-3` sends `meta-llama/Llama-3` to `local`); a name without `/` goes to
  * the default provider. A prefix that names no provider is an error naming the configured ones.
+ * `default` (what agents send when the task names no model) means the provider's configured
+ * `model`; a provider without one cannot answer it, and says so rather than pass "default" on.
  */
 export function routeModel(config: ModelsConfig, model: string): Route {
   const slash = model.indexOf('/');
@@ -52,8 +54,18 @@ export function routeModel(config: ModelsConfig, model: string): Route {
     }
     if (name === '') throw new ValidationError(`model "${model}": the model name after "${provider}/" is empty — write "${provider}/<model>"`, { field: 'model' });
   }
-  return { provider, model: config.providers[provider]!.model ?? name };
+  const configured = config.providers[provider]!.model;
+  if (configured === undefined && name === DEFAULT_MODEL) {
+    throw new ValidationError(
+      `model "${model}": provider "${provider}" has no default model — set models.providers.${provider}.model in the config, or give the task a model (airlock task create --model NAME)`,
+      { field: 'model' },
+    );
+  }
+  return { provider, model: configured ?? name };
 }
+
+/** The model name that stands for "whatever the route is configured with". */
+export const DEFAULT_MODEL = 'default';
 
 /** The minimal shape every provider rejects with a 400 — checked here so the client hears it in its own format. */
 export function checkRequestBody(api: LlmApi, body: unknown): string | undefined {

@@ -118,6 +118,8 @@ describe('errors in the client format', () => {
     ['responses', { model: 'm' }, /input: required/],
     ['messages', { model: 'm', max_tokens: 0, messages: [{ role: 'user', content: 'x' }] }, /max_tokens: must be a positive integer/],
     ['chat', chat({ model: 'nobody/gpt' }), /no provider named "nobody" is configured \(configured: local, claude\)/],
+    ['chat', chat({ model: 'default' }), /provider "local" has no default model — set models.providers.local.model/],
+    ['messages', { model: 'claude/default', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }, /provider "claude" has no default model/],
   ])('%s request %# → 400', async (api, body, message) => {
     const server = await start([]);
     const response = await routerFor(server).handle(llmRequest(api, body));
