@@ -21,11 +21,20 @@ const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
 /** How long a provider may stay silent when its config sets no timeout_seconds: long prompts take a while to first token. */
 export const DEFAULT_TIMEOUT_MS = 600_000;
 
+/**
+ * A translated stream can go quiet while the provider streams things the client's API cannot
+ * carry (thinking, pings): an SSE comment at most this often keeps client idle timers and
+ * proxies from hanging up. Every SSE parser ignores comments.
+ */
+export const KEEP_ALIVE_MS = 15_000;
+
 export interface ProviderOptions {
   name: string;
   type: ProviderType;
   upstream: Upstream;
   timeoutMs: number;
+  /** Test seam for KEEP_ALIVE_MS. */
+  keepAliveMs?: number;
 }
 
 export function createProvider(options: ProviderOptions): LlmProvider {
@@ -87,7 +96,7 @@ async function handle(options: ProviderOptions, request: LlmRequest): Promise<Ll
   return {
     status: response.status,
     headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...relayedHeaders(response) },
-    body: relayStream({ response, deadline, clientApi, tap: new UsageTap(upstreamApi), translator, dropUsageChunk, settle }),
+    body: relayStream({ response, deadline, clientApi, tap: new UsageTap(upstreamApi), translator, dropUsageChunk, settle, keepAliveMs: options.keepAliveMs ?? KEEP_ALIVE_MS }),
     usage,
   };
 }
@@ -149,6 +158,7 @@ interface StreamContext {
   translator: StreamTranslator | undefined;
   dropUsageChunk: boolean;
   settle: (usage: LlmUsage | null) => void;
+  keepAliveMs: number;
 }
 
 /** Read the upstream body chunk by chunk, the silence timer armed while waiting for each. */
@@ -185,9 +195,14 @@ async function* relayStream(ctx: StreamContext): AsyncGenerator<Uint8Array> {
   let failure: string | undefined;
   try {
     try {
+      let lastWrite = Date.now();
       for await (const chunk of readChunks(ctx.response.body!, deadline)) {
-        const out = parser.push(chunk).map(handleEvent).join('');
-        if (out !== '') yield utf8(out);
+        let out = parser.push(chunk).map(handleEvent).join('');
+        if (out === '' && translator && Date.now() - lastWrite >= ctx.keepAliveMs) out = ': keep-alive\n\n';
+        if (out !== '') {
+          lastWrite = Date.now();
+          yield utf8(out);
+        }
       }
       let rest = parser.end().map(handleEvent).join('');
       if (rest !== '' && !translator && !/(\r\n|\r|\n){2}$/.test(rest)) rest += '\n\n';

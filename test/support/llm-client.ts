@@ -22,7 +22,7 @@ export function parseSseText(text: string): SseRecord[] {
   return text
     .split(/\n\n/)
     .filter((block) => block.trim() !== '')
-    .map((block) => {
+    .flatMap((block) => {
       let event: string | undefined;
       const data: string[] = [];
       for (const line of block.split('\n')) {
@@ -31,6 +31,7 @@ export function parseSseText(text: string): SseRecord[] {
         else if (line.startsWith(':')) continue;
         else throw new Error(`not an SSE line: ${JSON.stringify(line)}`);
       }
-      return { event, data: data.join('\n') };
+      // A block of comments only (keep-alive) dispatches nothing.
+      return data.length === 0 ? [] : [{ event, data: data.join('\n') }];
     });
 }

@@ -4,7 +4,7 @@
 // client's own API (or a clean stop), never a crash or a hung request.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createModelRouter, parseModelsConfig, type LlmApi } from '../../src/llm/index.js';
+import { createModelRouter, createProvider, parseModelsConfig, type LlmApi } from '../../src/llm/index.js';
 import { llmRequest, readAll } from '../support/llm-client.js';
 import { readBody, readStream } from '../support/llm-readers.js';
 
@@ -111,6 +111,41 @@ describe('lenient where it is safe', () => {
       return;
     }
     expect(readStream(client, text)).toMatchObject({ text: 'Done.', error: null });
+  });
+});
+
+describe('keep-alive', () => {
+  it('a translated stream that goes quiet (thinking, pings) gets SSE comments, which clients ignore', async () => {
+    const url = await rawProvider((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const events = [
+        '{"type":"message_start","message":{"id":"msg_1","model":"m","usage":{"input_tokens":2,"output_tokens":1}}}',
+        '{"type":"ping"}',
+        '{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}',
+        '{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}',
+        '{"type":"content_block_stop","index":0}',
+        '{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}',
+        '{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Answer."}}',
+        '{"type":"content_block_stop","index":1}',
+        '{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}',
+        '{"type":"message_stop"}',
+      ];
+      let i = 0;
+      const timer = setInterval(() => {
+        const data = events[i++]!;
+        res.write(`event: ${JSON.parse(data).type}\ndata: ${data}\n\n`);
+        if (i === events.length) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 5);
+    });
+    const upstream = { apis: ['messages'] as LlmApi[], target: url, send: (call: any) => fetch(`${url}/v1/messages`, { method: 'POST', body: JSON.stringify(call.body), signal: call.signal }) };
+    const provider = createProvider({ name: 'p', type: 'anthropic', upstream, timeoutMs: 5_000, keepAliveMs: 0 });
+    const response = await provider.handle(llmRequest('chat', BODIES.chat(true)));
+    const text = await readAll(response);
+    expect(text).toContain(': keep-alive\n\n');
+    expect(readStream('chat', text)).toMatchObject({ text: 'Answer.', error: null, stop: 'stop' });
   });
 });
 
