@@ -305,6 +305,25 @@ describe('codex harness', () => {
   );
 });
 
+describe('through the router\'s translation', () => {
+  it(
+    'codex (Responses) works with a Messages-API provider behind the worker',
+    async () => {
+      const script = (request: RecordedRequest): ScriptedTurn =>
+        conversationStep(request) === 0
+          ? { toolCalls: [{ name: 'exec_command', arguments: { cmd: "sed -i 's/hello\\./hello via translation./' README.md && cat README.md" } }] }
+          : { text: 'Translated and done.' };
+      await serve(specFor('codex', 'change the greeting', { model: 'any-model' }), script, 'anthropic');
+      expect(await runTheAgent()).toBe(0);
+      expect(await readFile(path.join(workdir, 'README.md'), 'utf8')).toContain('hello via translation.');
+      expect(results[0]).toMatchObject({ outcome: 'succeeded', summary: 'Translated and done.' });
+      expect(model!.requests.filter((r) => r.api !== 'unknown').every((r) => r.api === 'messages')).toBe(true);
+      expect(egress.attempts).toEqual([]);
+    },
+    CLI_TEST_TIMEOUT_MS,
+  );
+});
+
 describe('command:<name> harnesses', () => {
   const AGENT_SCRIPT = `
 const [prompt, modelName, baseUrl, where] = process.argv.slice(2);

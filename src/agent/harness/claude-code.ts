@@ -14,7 +14,8 @@
  * - `ANTHROPIC_BASE_URL` = the proxy, `ANTHROPIC_API_KEY` = a dummy (the proxy adds the token).
  * - Telemetry, error reporting, auto-update, and "non-essential" traffic and model calls (such as
  *   session-title generation) are off: a task environment may have no internet, and nothing
- *   should leave it except through the gateway.
+ *   should leave it except through the gateway. Experimental API betas are off too
+ *   (`CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS`): fewer provider-specific features to route.
  * - `CLAUDE_CONFIG_DIR` under the execution's HOME: never the host user's settings.
  * - With a task model, every model slot (main, small/fast, subagents) uses it.
  */
@@ -34,6 +35,7 @@ export const CLAUDE_QUIET_ENV: Readonly<Record<string, string>> = {
   DISABLE_BUG_COMMAND: '1',
   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
   DISABLE_NON_ESSENTIAL_MODEL_CALLS: '1',
+  CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS: '1',
 };
 
 /** Model variables Claude Code reads for its different model slots. */

@@ -17,6 +17,10 @@
  * - `-c analytics.enabled=false --disable plugins --disable remote_plugin`: without them Codex
  *   calls home at start (analytics, plugin sync from GitHub/ChatGPT);
  *   `check_for_update_on_startup=false` for the same reason.
+ * - `--disable multi_agent -c web_search="disabled"`: the sub-agent tools come as a `namespace`
+ *   tool and web search as a hosted tool, neither of which a non-OpenAI provider behind the
+ *   worker's router can take; without them every tool is a plain function tool, so Codex works
+ *   through the router's translation too (tested against a Messages-API provider).
  * - `CODEX_HOME` under the execution's HOME: never the host user's config or login.
  * - `--` before the prompt, so a prompt starting with `-` is not taken for a flag.
  */
@@ -81,6 +85,10 @@ class CodexAdapter implements CliAgentAdapter {
       'plugins',
       '--disable',
       'remote_plugin',
+      '--disable',
+      'multi_agent',
+      '-c',
+      'web_search="disabled"',
     ];
     if (model) args.push('-m', model);
     args.push('--', prompt);
