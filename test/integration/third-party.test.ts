@@ -266,6 +266,25 @@ describe('claude-code harness', () => {
   );
 });
 
+describe('cancellation', () => {
+  it(
+    'stops the CLI (and its in-flight model call) promptly when the task is cancelled',
+    async () => {
+      await serve(specFor('claude-code', 'wait for a slow model'), () => ({ text: 'too late', delayMs: 30_000 }), 'anthropic');
+      const started = Date.now();
+      const running = runTheAgent();
+      // Cancel once the CLI's model call is waiting at the provider.
+      while (!model!.requests.some((r) => r.api === 'messages')) await new Promise((r) => setTimeout(r, 50));
+      gateway!.cancel('cancelled by the test');
+      const code = await running;
+      expect(code).not.toBe(0);
+      expect(results[0]).toMatchObject({ outcome: 'cancelled' });
+      expect(Date.now() - started).toBeLessThan(20_000);
+    },
+    CLI_TEST_TIMEOUT_MS,
+  );
+});
+
 describe('codex harness', () => {
   it(
     'edits a file and runs a command through the real CLI, with the transcript, result and usage',
