@@ -370,6 +370,16 @@ describe('results', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it('commits the work of a cancelled harness but does not push it', async () => {
+    const remote = await makeRemote('app');
+    setTimeout(() => gateway?.cancel('user cancelled'), 1500);
+    const { result } = await run(spec({ repositories: [{ url: remote.path }], push: true, prompt: 'echo started > s.txt; sleep 30' }));
+    expect(result.outcome).toBe('cancelled');
+    expect(result.repositories![0]).toMatchObject({ pushed: false, push_error: null });
+    expect(result.repositories![0]!.diff).toContain('+started');
+    expect(() => git(remote.path, 'rev-parse', '--verify', '--quiet', BRANCH)).toThrow();
+  });
+
   it('does not collect results after a cancel before the harness ran', async () => {
     const remote = await makeRemote('app');
     setTimeout(() => gateway?.cancel('user cancelled'), 300);
