@@ -1,7 +1,10 @@
 /**
- * Task routes: create, list, show, cancel, follow-up messages. Every lookup is scoped to the
- * caller's team; another team's task and a malformed id are the same 404, so the API never
+ * Task routes: create, list, show, diff, cancel, follow-up messages. Every lookup is scoped to
+ * the caller's team; another team's task and a malformed id are the same 404, so the API never
  * reveals whether a task exists elsewhere.
+ *
+ * Creating a task resolves its recipe once (environment merged with inline fields) and stores it
+ * on the task: later edits of the environment do not change queued or running tasks.
  */
 import { z } from 'zod';
 import { TERMINAL_TASK_STATES } from '../../protocol/lifecycle.js';
