@@ -83,7 +83,7 @@ export function registerUpCommand(program: Command): void {
           '',
           'In another terminal:',
           `  source ${resolve(dir, 'env')}`,
-          "  airlock task create --wait 'echo hello from a task; uname -a'",
+          "  airlock task create --harness shell --wait 'echo hello from a task; uname -a'",
           '',
           'Ctrl-C stops both.',
           '',

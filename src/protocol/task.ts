@@ -149,7 +149,7 @@ const inlineEnvironment = {
 export const TaskCreate = z
   .strictObject({
     prompt: promptSchema,
-    harness: Harness.default('shell'),
+    harness: Harness.default('builtin'),
     worker_id: WorkerId.optional().describe('route the task to this worker only'),
     timeout_seconds: z.number().int().min(1).max(MAX_TASK_TIMEOUT_SECONDS).optional(),
     title: z.string().max(200).optional(),

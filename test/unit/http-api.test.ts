@@ -100,7 +100,7 @@ describe('POST /api/v1/tasks', () => {
       title: 'greet',
       state: 'queued',
       prompt: 'echo hi',
-      harness: 'shell',
+      harness: 'builtin',
       worker_id: 'w-1',
       timeout_seconds: 60,
       failure_reason: null,
@@ -117,7 +117,7 @@ describe('POST /api/v1/tasks', () => {
 
   it('accepts admin keys too, and applies the default harness', async () => {
     const task = await createTask(a.keys.admin, { prompt: 'true' });
-    expect(task.harness).toBe('shell');
+    expect(task.harness).toBe('builtin');
   });
 
   it('refuses a prompt over MAX_PROMPT_BYTES with 413 naming the limit', async () => {
