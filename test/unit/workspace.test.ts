@@ -242,6 +242,7 @@ describe('workspace preparation', () => {
     }
     expect(existsSync(marker)).toBe(false);
     expect(await readdir(workdir)).toEqual([]);
+    await expect(prepareWorkspace(spec({ repositories: [{ url: '/srv/x' }], branch: '--orphan' }), context)).rejects.toThrow(/refusing to create the working branch "--orphan"/);
   });
 
   it('runs setup commands in order in the repository, streaming their output, and stops at the first failure', async () => {

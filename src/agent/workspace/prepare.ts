@@ -17,7 +17,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { repositoryUrlProblem } from '../../protocol/environment.js';
+import { GitRef, repositoryUrlProblem } from '../../protocol/environment.js';
 import { workingBranch, type EventKind, type ExecutionSpec } from '../../protocol/task.js';
 import { runProcess } from '../harness/process.js';
 import { CredentialBridge, type CredentialSource } from './credentials.js';
@@ -93,6 +93,9 @@ export function cloneDirectories(urls: string[]): string[] {
 export async function prepareWorkspace(spec: ExecutionSpec, context: WorkspaceContext): Promise<PreparedRepository[]> {
   const repositories = spec.repositories ?? [];
   const branch = spec.branch ?? workingBranch(spec.task_id);
+  if (!GitRef.safeParse(branch).success) {
+    throw new WorkspaceError('repo_clone', `refusing to create the working branch ${JSON.stringify(branch)}: not a valid branch name — this is a bug in the server's offer`);
+  }
   const prepared: PreparedRepository[] = [];
   if (repositories.length > 0) {
     for (const repository of repositories) {
