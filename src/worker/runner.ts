@@ -203,6 +203,8 @@ export class ExecutionRunner {
     }
     await execution.chain;
     this.flushStreams(execution);
+    // Model calls still running belong to an agent that is gone: stop them (and their provider calls).
+    execution.modelRoute?.close();
     await execution.gateway?.close().catch(() => undefined);
     const usage = execution.modelRoute ? await execution.modelRoute.finalUsage() : null;
     if (!execution.abandoned) {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSseText } from '../support/llm-client.js';
 import { startInProcessWorker, startLlmServer, type InProcessAgent, type InProcessWorker, type LlmTestServer } from '../support/llm-stack.js';
 import { startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn } from '../support/model-server.js';
-import { waitForTask } from '../support/stack.js';
+import { eventually, waitForTask } from '../support/stack.js';
 
 /** Appears in every prompt: it must never show up in a log or the database (zero retention). */
 const MARKER = 'zdr-marker-7f3a9c-never-stored';
@@ -161,6 +161,29 @@ describe('control-plane route: task gateway → worker → server gateway → pr
     });
     expect(task.state).toBe('succeeded');
     expect(texts).toEqual(['fine again']);
+  });
+});
+
+describe('cancellation', () => {
+  it('cancelling a task during a model call ends it at once, the call aborted on every hop', async () => {
+    nextTurn = { text: 'much too late', delayMs: 20_000 };
+    const before = provider.requests.length;
+    const prompt = `agent ${Math.random().toString(36).slice(2)}`;
+    cp.agents.set(prompt, async ({ call }) => {
+      await call('/v1/chat/completions', chatBody(true));
+    });
+    const { body: task } = await server.api('/api/v1/tasks', { body: { prompt, harness: 'shell', worker_id: 'cp' } });
+    const deadline = Date.now() + 10_000;
+    while (provider.requests.length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(provider.requests.length).toBe(before + 1); // the call is waiting at the provider
+    const started = Date.now();
+    expect((await server.api(`/api/v1/tasks/${task.id}/cancel`, { body: {} })).status).toBe(200);
+    const done = await waitForTask(server as never, task.id, ['cancelled', 'failed', 'succeeded'], 10_000);
+    expect(done.state).toBe('cancelled');
+    expect(Date.now() - started).toBeLessThan(8_000);
+    // The worker's relay was aborted, so the server's provider call was too (499: client went away).
+    await eventually(() => server.log.text.split('\n').some((line) => line.includes('"msg":"llm:request"') && line.includes('"status":499')), 5_000, 'the server to log the aborted call');
+    expect(server.log.text).not.toContain('much too late');
   });
 });
 

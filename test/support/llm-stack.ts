@@ -54,6 +54,7 @@ export function postJson(
   token: string | null,
   body: unknown,
   headers: Record<string, string> = {},
+  signal?: AbortSignal,
 ): Promise<GatewayReply> {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
@@ -63,6 +64,7 @@ export function postJson(
       agent: false,
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...headers },
     };
+    if (signal) options.signal = signal;
     if ('socketPath' in target) options.socketPath = target.socketPath;
     else {
       const url = new URL(target.url);
@@ -128,13 +130,13 @@ export class InProcessAgentBackend implements Backend {
     this.running.set(spec.execution_id, abort);
     const socketPath = prepared.gatewaySocketPath;
     const token = env.AIRLOCK_TASK_TOKEN!;
-    const call = (path: string, body: unknown, headers?: Record<string, string>) => postJson({ socketPath }, path, token, body, headers);
+    const call = (path: string, body: unknown, headers?: Record<string, string>) => postJson({ socketPath }, path, token, body, headers, abort.signal);
     const agent = this.agents.get(spec.prompt);
     const exited = (async () => {
       try {
         if (!agent) throw new Error(`no in-process agent for prompt ${JSON.stringify(spec.prompt)}`);
         const result = await agent({ spec, socketPath, call, signal: abort.signal });
-        const reply = await call('/v1/result', { outcome: 'succeeded', exit_code: 0, summary: null, ...result });
+        const reply = await postJson({ socketPath }, '/v1/result', token, { outcome: 'succeeded', exit_code: 0, summary: null, ...result });
         if (reply.status !== 200) throw new Error(`result refused: ${reply.status} ${reply.text}`);
         return { exitCode: 0, signal: null };
       } catch (err) {

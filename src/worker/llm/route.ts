@@ -28,6 +28,9 @@ const SETTLE_TIMEOUT_MS = 2_000;
 export class ExecutionModelRoute {
   private readonly totals: Usage = { input_tokens: 0, output_tokens: 0, requests: 0 };
   private readonly pending = new Set<Promise<void>>();
+  /** In-flight calls, aborted together when the execution ends. */
+  private readonly inFlight = new Set<AbortController>();
+  private closed = false;
 
   constructor(
     /** BYOLLM router, or the control-plane provider of this execution. */
@@ -59,6 +62,13 @@ export class ExecutionModelRoute {
     if (!usage) return;
     this.totals.input_tokens += usage.input_tokens;
     this.totals.output_tokens += usage.output_tokens;
+  }
+
+  /** The execution ended (or was stopped): abort every call still running, refuse new ones. */
+  close(reason = 'the execution ended'): void {
+    this.closed = true;
+    for (const abort of this.inFlight) abort.abort(new Error(reason));
+    this.inFlight.clear();
   }
 
   /** Totals so far. */
