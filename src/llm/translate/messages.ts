@@ -44,10 +44,18 @@ function blockParts(content: unknown, role: 'user' | 'assistant', field: string)
 }
 
 export function messagesRequestToCanonical(body: Record<string, unknown>): CanonicalRequest {
-  const messages: CanonicalMessage[] = (Array.isArray(body.messages) ? body.messages : []).map((message, i) => {
+  // Some clients (Claude Code among them) put `system` messages among the turns; like the
+  // Responses reader does with system/developer items, their text joins the system prompt.
+  const system: string[] = body.system !== undefined ? [textOf(body.system, 'system')] : [];
+  const messages: CanonicalMessage[] = [];
+  (Array.isArray(body.messages) ? body.messages : []).forEach((message, i) => {
     const field = `messages[${i}]`;
-    if (!isRecord(message) || (message.role !== 'user' && message.role !== 'assistant')) throw new ValidationError(`${field}.role: must be user or assistant`);
-    return { role: message.role, content: blockParts(message.content, message.role, `${field}.content`) };
+    if (isRecord(message) && message.role === 'system') {
+      system.push(textOf(message.content, `${field}.content`));
+      return;
+    }
+    if (!isRecord(message) || (message.role !== 'user' && message.role !== 'assistant')) throw new ValidationError(`${field}.role: must be user, assistant or system`);
+    messages.push({ role: message.role, content: blockParts(message.content, message.role, `${field}.content`) });
   });
   const tools = (Array.isArray(body.tools) ? body.tools : []).map((tool, i) => {
     if (!isRecord(tool) || typeof tool.name !== 'string' || (tool.type !== undefined && tool.type !== 'custom') || !isRecord(tool.input_schema)) {
@@ -65,7 +73,7 @@ export function messagesRequestToCanonical(body: Record<string, unknown>): Canon
   return {
     model: String(body.model),
     stream: body.stream === true,
-    ...(body.system !== undefined ? { system: textOf(body.system, 'system') } : {}),
+    ...(system.length > 0 ? { system: system.join('\n\n') } : {}),
     messages,
     tools,
     ...(toolChoice ? { toolChoice } : {}),
