@@ -457,3 +457,35 @@ describe('TaskGateway: socket', () => {
     await gateway!.close();
   });
 });
+
+describe('TaskGateway: model routes answer errors in the client API format', () => {
+  it('503 when the worker routes no models, as OpenAI and as Anthropic errors', async () => {
+    await startGateway();
+    const chat = await post(socketPath, '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    expect(chat.status).toBe(503);
+    expect(chat.body).toMatchObject({ error: { message: expect.stringMatching(/routes no model requests — configure `models:`/) } });
+    const messages = await post(socketPath, '/v1/messages', { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
+    expect(messages.status).toBe(503);
+    expect(messages.body).toMatchObject({ type: 'error', error: { message: expect.stringMatching(/routes no model requests/) } });
+  });
+
+  it('400 for a body that is not a JSON object, without calling the route', async () => {
+    let calls = 0;
+    await startGateway({
+      llm: async () => {
+        calls += 1;
+        throw new Error('not reached');
+      },
+    });
+    const res = await post(socketPath, '/v1/responses', ['not', 'an', 'object']);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: { message: expect.stringMatching(/must be a JSON object/) } });
+    expect(calls).toBe(0);
+  });
+
+  it('still refuses a request without the task token', async () => {
+    await startGateway();
+    const res = await post(socketPath, '/v1/chat/completions', { model: 'm', messages: [] }, 'wrong-token');
+    expect(res.status).toBe(401);
+  });
+});

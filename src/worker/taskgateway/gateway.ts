@@ -30,6 +30,7 @@ import {
   type ControlState,
   type GitCredential,
 } from '../../protocol/gateway.js';
+import { errorResponse } from '../../llm/errors.js';
 import { LLM_API_PATHS, type LlmApi, type LlmRequest, type LlmResponse } from '../../llm/types.js';
 import { MAX_EVENT_DATA_BYTES, MAX_REQUEST_BODY_BYTES, type ExecutionSpec } from '../../protocol/task.js';
 import { parseOrThrow } from '../../protocol/zod-errors.js';
@@ -253,12 +254,17 @@ export class TaskGateway {
 
   /** Hand a model API request to the worker's router and relay its answer, streamed. */
   private async modelRequest(api: LlmApi, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    // Errors on these routes are answered in the client's own API format: CLI agents and SDKs
+    // only understand their provider's error shape.
     const body = request.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new ValidationError(`invalid model request: the body must be a JSON object (the ${LLM_API_PATHS[api]} request of that API)`);
+      return this.sendModelAnswer(reply, errorResponse(api, 400, `the body must be a JSON object (a ${LLM_API_PATHS[api]} request)`));
     }
     if (!this.options.llm) {
-      throw new AirlockError('unavailable', 'this worker routes no model requests — configure `models:` on the worker or connect it to a server with an LLM gateway');
+      return this.sendModelAnswer(
+        reply,
+        errorResponse(api, 503, 'this worker routes no model requests — configure `models:` on the worker, or connect it to a server with an LLM gateway'),
+      );
     }
     const abort = new AbortController();
     const onClose = () => {
@@ -270,7 +276,10 @@ export class TaskGateway {
       const value = request.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
-    const answer = await this.options.llm({ api, body: body as Record<string, unknown>, headers, signal: abort.signal });
+    return this.sendModelAnswer(reply, await this.options.llm({ api, body: body as Record<string, unknown>, headers, signal: abort.signal }));
+  }
+
+  private sendModelAnswer(reply: FastifyReply, answer: LlmResponse): FastifyReply {
     return reply.status(answer.status).headers(answer.headers).send(Readable.from(answer.body));
   }
 
