@@ -27,6 +27,7 @@ import { artifactsFrom, openPullRequests, type ForgeRule } from './forge/index.j
 import { answerGitCredential, type GitCredentialRule } from './git-credentials.js';
 import type { Outbox } from './outbox/outbox.js';
 import { Redactor } from './redact/index.js';
+import { selectTaskEnv } from './task-env.js';
 import { TaskGateway } from './taskgateway/index.js';
 
 /** Largest report we build: well under the server's 4 MiB frame limit even after JSON escaping doubles it. */
@@ -145,6 +146,8 @@ export class ExecutionRunner {
       // A command-template task gets its template in the spec the gateway serves; one this
       // worker does not have fails here, before any environment is prepared.
       const served = specWithHarness(spec, this.options.harnesses ?? {});
+      const variables = selectTaskEnv(this.options.taskEnv, spec);
+      if (!variables.ok) throw Object.assign(new Error(variables.message), { reason: 'rejected' as const });
       const prepared = await backend.prepare({ spec, workerId }).catch((err: unknown) => {
         throw Object.assign(new Error(`the task environment could not be prepared: ${describeError(err)}`), { reason: 'workspace' as const });
       });
@@ -178,7 +181,7 @@ export class ExecutionRunner {
           prepared,
           spec,
           env: {
-            ...this.options.taskEnv,
+            ...variables.env,
             ...served.env,
             AIRLOCK_GATEWAY: `unix:${prepared.gatewaySocketPath}`,
             AIRLOCK_TASK_TOKEN: token,

@@ -76,6 +76,18 @@ describe('a task on the direct backend', () => {
     expect(out).toMatch(new RegExp(`home=${worker.workspaceRoot}/exe_`));
   });
 
+  it("gives a task whose recipe names variables exactly those, and fails one naming a variable the worker lacks", async () => {
+    const named = await createTask({ prompt: 'echo "greeting=${GREETING:-unset} token=${DEPLOY_TOKEN:-unset}"', env_names: ['GREETING'] });
+    await waitForTask(server, named.id, ['succeeded']);
+    const { body: events } = await server.api(`/api/v1/tasks/${named.id}/events?format=json`);
+    expect(outputOf(events)).toContain('greeting=hello token=unset');
+
+    const missing = await createTask({ prompt: 'echo should not run', secret_names: ['DEPLOY_TOKEN', 'NPM_TOKEN'] });
+    const failed = await waitForTask(server, missing.id, ['failed']);
+    expect(failed.failure_reason).toBe('rejected');
+    expect(failed.message).toMatch(/no task variable NPM_TOKEN, which the task's environment asks for — give the worker -e NPM_TOKEN/);
+  });
+
   it('redacts secret values (and their encodings) before they leave the worker', async () => {
     const task = await createTask({
       prompt: 'echo "plain: $DEPLOY_TOKEN"; printf %s "$DEPLOY_TOKEN" | base64; echo done',
