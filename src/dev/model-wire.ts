@@ -5,6 +5,7 @@
  * them into bytes. Invariant: concatenating every streamed delta of a block gives exactly the
  * text or the JSON arguments of the non-streaming answer for the same turn.
  */
+import { errorBody as llmErrorBody } from '../llm/errors.js';
 
 /** A turn ready to send: ids assigned, tool arguments serialized once so every format carries the same bytes. */
 export interface ResolvedTurn {
@@ -56,37 +57,9 @@ const json = (value: unknown): string => JSON.stringify(value);
 // ---------------------------------------------------------------------------------------------
 // Errors: each provider's own body, by HTTP status.
 
-/** OpenAI's `error.type` / `error.code` by status, as its API reports them. */
-function openAiErrorKind(status: number): { type: string; code: string | null } {
-  if (status === 401) return { type: 'invalid_request_error', code: 'invalid_api_key' };
-  if (status === 403) return { type: 'invalid_request_error', code: 'unsupported_country_region_territory' };
-  if (status === 404) return { type: 'invalid_request_error', code: 'model_not_found' };
-  if (status === 429) return { type: 'requests', code: 'rate_limit_exceeded' };
-  if (status >= 500) return { type: 'server_error', code: null };
-  return { type: 'invalid_request_error', code: null };
-}
-
-/** Anthropic's `error.type` by status (its documented error table). */
-export function anthropicErrorType(status: number): string {
-  const table: Record<number, string> = {
-    400: 'invalid_request_error',
-    401: 'authentication_error',
-    402: 'billing_error',
-    403: 'permission_error',
-    404: 'not_found_error',
-    413: 'request_too_large',
-    429: 'rate_limit_error',
-    500: 'api_error',
-    504: 'timeout_error',
-    529: 'overloaded_error',
-  };
-  return table[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
-}
-
+/** The provider's own error body: the same tables the model router answers with (llm/errors.ts). */
 export function errorBody(api: ProviderApi, status: number, message: string): unknown {
-  if (api === 'messages') return { type: 'error', error: { type: anthropicErrorType(status), message } };
-  const { type, code } = openAiErrorKind(status);
-  return { error: { message, type, param: null, code } };
+  return llmErrorBody(api === 'chat-completions' ? 'chat' : api, status, message);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { encodeSse, isRecord, tryJson, utf8 } from './sse.js';
 /** OpenAI's `error.type` / `error.code` by status. */
 function openAiErrorKind(status: number): { type: string; code: string | null } {
   if (status === 401) return { type: 'invalid_request_error', code: 'invalid_api_key' };
+  if (status === 403) return { type: 'invalid_request_error', code: 'unsupported_country_region_territory' };
   if (status === 404) return { type: 'invalid_request_error', code: 'model_not_found' };
   if (status === 429) return { type: 'requests', code: 'rate_limit_exceeded' };
   if (status === 504) return { type: 'server_error', code: 'timeout' };
