@@ -141,7 +141,7 @@ async function runExecution(
     } else {
       const workdir = env[AGENT_ENV.workdir] || process.cwd();
       const emit: HarnessContext['emit'] = (kind, data) => reporter.emit(kind, data);
-      const workspace = { env: harnessEnv(env), emit, credentials: gatewayCredentialSource(client) };
+      const workspace = { env: harnessEnv(env), emit, credentials: gatewayCredentialSource(client), keepDiff: (index: number, diff: Buffer) => client.putDiff(index, diff) };
       // Clone the repositories and run the setup commands (workspace/prepare.ts).
       const preparation = await prepare(spec, { ...workspace, workdir, signal: abort.signal });
       let prepared: PreparedRepository[] = [];

@@ -8,6 +8,8 @@
  *   POST /v1/events     {events: [...]} → {accepted: n, next_seq}      (agent-side seq, idempotent)
  *   GET  /v1/control?after=N&wait=MS    → {cancel, messages: [...]}    (long poll)
  *   POST /v1/result     AgentResult     → {}
+ *   PUT  /v1/diff?repository=N  raw unified diff → {}   (the full diff of repository N when the
+ *                                       reported one was cut; the worker keeps it in the data plane)
  *   POST /v1/git/credential {protocol, host, path} → {username, password} | 404  (git credential helper)
  *   POST /v1/chat/completions | /v1/responses | /v1/messages   → the model API of that name
  *                                       (OpenAI Chat Completions, OpenAI Responses, Anthropic
@@ -23,6 +25,7 @@ export const GATEWAY_PATHS = {
   control: '/v1/control',
   result: '/v1/result',
   gitCredential: '/v1/git/credential',
+  diff: '/v1/diff',
   chatCompletions: '/v1/chat/completions',
   responses: '/v1/responses',
   messages: '/v1/messages',
@@ -40,6 +43,12 @@ export const AGENT_ENV = {
   executionId: 'AIRLOCK_EXECUTION_ID',
   workdir: 'AIRLOCK_WORKDIR',
 } as const;
+
+/**
+ * Largest full diff the worker keeps for one repository; a diff beyond it is only in the commit
+ * (pushed, or in the workspace while it exists).
+ */
+export const MAX_KEPT_DIFF_BYTES = 64 * 1024 * 1024;
 
 /** What the git credential helper asks for (git's own credential fields). */
 export const GitCredentialQuery = z.strictObject({

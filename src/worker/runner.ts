@@ -11,6 +11,8 @@
  * - An execution whose lease was lost is stopped and reports nothing more.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
@@ -40,6 +42,8 @@ const REDACT_IDLE_FLUSH_MS = 50;
 
 export interface RunnerOptions {
   backend: Backend;
+  /** Where full diffs are kept (`<state-dir>/diffs/`); without it, the gateway refuses them. */
+  stateDir?: string;
   outbox: Outbox;
   workerId: string;
   /** Variables every task receives (the operator's -e); their values are also redacted. */
@@ -162,6 +166,7 @@ export class ExecutionRunner {
           execution.result = result;
         },
         ...(execution.modelRoute ? { llm: execution.modelRoute.handle } : {}),
+        onDiff: (index, diff) => this.keepDiff(execution, index, diff),
         gitCredential: async (query) => answerGitCredential(this.options.gitCredentials ?? [], spec.repositories ?? [], query),
         log: execution.log,
       });
@@ -435,6 +440,21 @@ export class ExecutionRunner {
     }
     flush();
     this.options.notify();
+  }
+
+  /**
+   * Keep a repository's full diff (its reported one was cut) under the state directory, where it
+   * stays in the data plane: `<state-dir>/diffs/<execution id>/<index>.diff`, readable by the
+   * worker's user only. The transcript says where it is; its content never leaves.
+   */
+  private async keepDiff(execution: Execution, index: number, diff: Buffer): Promise<void> {
+    if (!this.options.stateDir) throw new Error('this worker has no state directory to keep diffs in');
+    const dir = path.join(this.options.stateDir, 'diffs', execution.spec.execution_id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, `${index}.diff`);
+    await writeFile(file, diff, { mode: 0o600 });
+    const url = execution.spec.repositories?.[index]?.url ?? `repository ${index}`;
+    this.emit(execution, 'status', { message: `the full diff of ${url} (${diff.length} bytes) is kept on worker ${this.options.workerId} at ${file}` });
   }
 
   private report(execution: Execution, message: Parameters<Outbox['enqueue']>[0]): void {

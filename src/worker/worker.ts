@@ -76,6 +76,7 @@ export class Worker {
       backend: this.backend,
       outbox: this.outbox,
       workerId: config.workerId,
+      stateDir: config.stateDir,
       taskEnv: config.env,
       harnesses: config.harnesses,
       gitCredentials: config.gitCredentials,

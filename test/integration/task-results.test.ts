@@ -65,4 +65,21 @@ describe('a task with a recipe, end to end', () => {
     }
     expect(readFileSync(join(repo, 'a.txt'), 'utf8')).toBe('new\n');
   }, 90_000);
+
+  it('keeps the full diff on the worker when the reported one is cut, and says where', async () => {
+    const created = await server.api('/api/v1/tasks', {
+      body: { prompt: "yes 'a line of the big file' | head -n 30000 > big.txt", harness: 'shell', worker_id: 'results', repositories: [{ url: repo, ref: 'main' }] },
+    });
+    const task = await waitForTask(server, created.body.id, ['succeeded', 'failed'], 60_000);
+    expect(task.state, JSON.stringify(task)).toBe('succeeded');
+    expect(task.artifacts.diff_truncated).toBe(true);
+    const { body: events } = await server.api(`/api/v1/tasks/${task.id}/events?format=json`);
+    const note = events.map((e: any) => e.data.message).find((m: unknown) => typeof m === 'string' && m.includes('full diff'));
+    expect(note).toMatch(/is kept on worker results at /);
+    const file = /at (\S+\.diff)$/.exec(note)![1]!;
+    expect(file.startsWith(worker.stateDir)).toBe(true);
+    const kept = readFileSync(file, 'utf8');
+    expect(Buffer.byteLength(kept)).toBe(task.artifacts.repositories[0].diff_bytes);
+    expect(kept.split('\n').filter((l) => l === '+a line of the big file')).toHaveLength(30000);
+  }, 90_000);
 });

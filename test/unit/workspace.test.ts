@@ -29,6 +29,7 @@ let gateway: TaskGateway | undefined;
 let events: AgentEvent[];
 let results: AgentResult[];
 let credentialQueries: GitCredentialQuery[];
+let keptDiffs: Array<{ index: number; diff: Buffer }>;
 let rules: GitCredentialRule[];
 let httpServer: GitHttpServer | undefined;
 
@@ -100,6 +101,9 @@ async function run(execution: ExecutionSpec, extraEnv: Record<string, string> = 
     onResult: (result) => {
       results.push(result);
     },
+    onDiff: async (index, diff) => {
+      keptDiffs.push({ index, diff });
+    },
     gitCredential: async (query) => {
       credentialQueries.push(query);
       return answerGitCredential(rules, execution.repositories ?? [], query);
@@ -143,6 +147,7 @@ beforeEach(async () => {
   events = [];
   results = [];
   credentialQueries = [];
+  keptDiffs = [];
   rules = [];
 });
 
@@ -317,6 +322,11 @@ describe('results', () => {
     expect(Buffer.byteLength(artifact.diff)).toBeLessThanOrEqual(MAX_REPORTED_DIFF_BYTES);
     expect(artifact.diff).not.toContain('\uFFFD');
     expect(artifact.diffstat).toMatchObject({ files_changed: 2, insertions: 20001 });
+    // The whole diff went to the worker (which keeps it in the data plane), byte for byte.
+    expect(keptDiffs).toHaveLength(1);
+    expect(keptDiffs[0]!.index).toBe(0);
+    expect(keptDiffs[0]!.diff.length).toBe(artifact.diff_bytes);
+    expect(keptDiffs[0]!.diff.toString('utf8').startsWith(artifact.diff.slice(0, 1000))).toBe(true);
     expect(capUtf8(Buffer.from('aé'), 2)).toBe('a');
     // Invalid UTF-8 is replaced, and the cap holds for the text as sent.
     expect(Buffer.byteLength(capUtf8(Buffer.from([0x61, 0xc3, 0xc3, 0xc3, 0xc3]), 4))).toBeLessThanOrEqual(4);

@@ -94,11 +94,17 @@ export class GatewayClient {
     this.agent.destroy();
   }
 
-  request(method: 'GET' | 'POST', path: string, body: unknown, options: RequestOptions = {}): Promise<unknown> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+  /** Hand the worker the full diff of repository `index` (its reported diff was cut). */
+  async putDiff(index: number, diff: Buffer, options?: RequestOptions): Promise<void> {
+    await this.request('PUT', `${GATEWAY_PATHS.diff}?repository=${index}`, { raw: diff, contentType: 'text/x-diff' }, options);
+  }
+
+  request(method: 'GET' | 'POST' | 'PUT', path: string, body: unknown, options: RequestOptions = {}): Promise<unknown> {
+    const raw = body instanceof Object && 'raw' in body && Buffer.isBuffer((body as { raw: unknown }).raw) ? (body as { raw: Buffer; contentType: string }) : undefined;
+    const payload = raw ? raw.raw : body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
     const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
     if (payload) {
-      headers['content-type'] = 'application/json';
+      headers['content-type'] = raw ? raw.contentType : 'application/json';
       headers['content-length'] = payload.length;
     }
     const where = this.address.kind === 'unix' ? { socketPath: this.address.socketPath } : { host: this.address.host, port: this.address.port };

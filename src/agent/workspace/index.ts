@@ -20,6 +20,8 @@ export interface WorkspaceStepContext {
   emit(kind: EventKind, data: Record<string, unknown>): void;
   signal: AbortSignal;
   credentials: CredentialSource;
+  /** Hands the worker a repository's full diff when the reported one was cut (the task gateway's PUT /v1/diff). */
+  keepDiff?: (index: number, diff: Buffer) => Promise<void>;
 }
 
 /** Exit status of an execution whose workspace could not be prepared. */

@@ -19,6 +19,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { MAX_KEPT_DIFF_BYTES } from '../../protocol/gateway.js';
 import { MAX_REPORTED_DIFF_BYTES, type ExecutionSpec, type RepositoryArtifacts } from '../../protocol/task.js';
 import { CredentialBridge, type CredentialSource } from './credentials.js';
 import { GitError, git, gitEnvironment, lastLines } from './git.js';
@@ -32,6 +33,8 @@ export interface ResultsContext {
   env: NodeJS.ProcessEnv;
   credentials: CredentialSource;
   emit(kind: 'status' | 'lifecycle' | 'error', data: Record<string, unknown>): void;
+  /** Hands the worker a repository's full diff when the reported one was cut. */
+  keepDiff?: (index: number, diff: Buffer) => Promise<void>;
 }
 
 /** The commit message: the task's title (or the prompt's first line), then the harness's summary. */
@@ -63,13 +66,19 @@ export async function collectResults(
   context: ResultsContext,
 ): Promise<RepositoryArtifacts[]> {
   const artifacts: RepositoryArtifacts[] = [];
-  for (const repository of repositories) {
-    artifacts.push(await collectOne(spec, repository, summary, context));
+  for (const [index, repository] of repositories.entries()) {
+    artifacts.push(await collectOne(spec, repository, index, summary, context));
   }
   return artifacts;
 }
 
-async function collectOne(spec: ExecutionSpec, repository: PreparedRepository, summary: string | null, context: ResultsContext): Promise<RepositoryArtifacts> {
+async function collectOne(
+  spec: ExecutionSpec,
+  repository: PreparedRepository,
+  index: number,
+  summary: string | null,
+  context: ResultsContext,
+): Promise<RepositoryArtifacts> {
   const artifact: RepositoryArtifacts = {
     url: repository.url,
     path: repository.path,
@@ -130,6 +139,8 @@ async function collectOne(spec: ExecutionSpec, repository: PreparedRepository, s
     artifact.diffstat.insertions += match[1] === '-' ? 0 : Number(match[1]);
     artifact.diffstat.deletions += match[2] === '-' ? 0 : Number(match[2]);
   }
+  // Everything up to the keeping limit is held: the reported diff is its head, and when that
+  // was cut the worker keeps the whole of it in the data plane.
   const kept: Buffer[] = [];
   let keptBytes = 0;
   await git(['diff', '--no-color', '--no-ext-diff', '--no-textconv', '--no-renames', ...range, '--'], {
@@ -137,14 +148,24 @@ async function collectOne(spec: ExecutionSpec, repository: PreparedRepository, s
     env,
     onStdout: (chunk) => {
       artifact.diff_bytes += chunk.length;
-      if (keptBytes <= MAX_REPORTED_DIFF_BYTES) {
+      if (keptBytes + chunk.length <= MAX_KEPT_DIFF_BYTES) {
         kept.push(chunk);
         keptBytes += chunk.length;
       }
     },
   });
-  artifact.diff = capUtf8(Buffer.concat(kept), MAX_REPORTED_DIFF_BYTES);
+  const whole = Buffer.concat(kept);
+  artifact.diff = capUtf8(whole, MAX_REPORTED_DIFF_BYTES);
   artifact.diff_truncated = artifact.diff_bytes > MAX_REPORTED_DIFF_BYTES;
+  if (artifact.diff_truncated && context.keepDiff) {
+    if (artifact.diff_bytes > MAX_KEPT_DIFF_BYTES) {
+      context.emit('status', { message: `the diff of ${repository.url} is ${artifact.diff_bytes} bytes, over the ${MAX_KEPT_DIFF_BYTES} the worker keeps — the commit holds it` });
+    } else {
+      await context.keepDiff(index, whole).catch((err: unknown) => {
+        context.emit('error', { message: `the worker could not keep the full diff of ${repository.url}: ${err instanceof Error ? err.message : String(err)} — the commit holds it` });
+      });
+    }
+  }
   context.emit('lifecycle', { phase: 'committed', url: repository.url, path: repository.path, branch: repository.branch, commit: artifact.commit, ...artifact.diffstat });
   if (spec.push) {
     const error = await push(repository, artifact.commit, context);

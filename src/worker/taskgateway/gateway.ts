@@ -26,12 +26,14 @@ import {
   AgentResult,
   GATEWAY_PATHS,
   GitCredentialQuery,
+  MAX_KEPT_DIFF_BYTES,
   type AgentEvent,
   type ControlState,
   type GitCredential,
 } from '../../protocol/gateway.js';
 import { errorResponse } from '../../llm/errors.js';
 import { LLM_API_PATHS, type LlmApi, type LlmRequest, type LlmResponse } from '../../llm/types.js';
+import { MAX_REPOSITORIES } from '../../protocol/environment.js';
 import { MAX_EVENT_DATA_BYTES, MAX_REQUEST_BODY_BYTES, type ExecutionSpec } from '../../protocol/task.js';
 import { parseOrThrow } from '../../protocol/zod-errors.js';
 import { toGatewayHttpError } from './errors.js';
@@ -53,6 +55,10 @@ const RETRY_AFTER_MS = 1_000;
 const MAX_MODEL_REQUEST_BYTES = 32 * 1024 * 1024;
 /** Client headers a model route forwards (never credentials: the route adds its own). */
 const FORWARDED_MODEL_HEADERS = ['anthropic-version', 'anthropic-beta', 'openai-beta'];
+
+const DiffQuery = z.strictObject({
+  repository: z.coerce.number().int().min(0).max(MAX_REPOSITORIES - 1),
+});
 
 const ControlQuery = z.strictObject({
   after: z.coerce.number().int().min(0).optional(),
@@ -77,6 +83,8 @@ export interface TaskGatewayOptions {
   onResult: (result: AgentResult) => Promise<void> | void;
   /** Answers the model API routes (chat completions, responses, messages); absent → 503. */
   llm?: (request: LlmRequest) => Promise<LlmResponse>;
+  /** Keep the full diff of repository `index` (its reported diff was cut); absent → 404. */
+  onDiff?: (index: number, diff: Buffer) => Promise<void>;
   /** Credentials for one of the task's repositories, or null when the worker has none for it. */
   gitCredential?: (query: GitCredentialQuery) => Promise<GitCredential | null>;
   log?: Log;
@@ -212,6 +220,15 @@ export class TaskGateway {
       const wait = Math.min(query.wait ?? 0, MAX_CONTROL_WAIT_MS);
       if (wait > 0 && !this.hasNews(after)) await this.waitForNews(after, wait, reply);
       return this.control(after);
+    });
+
+    app.addContentTypeParser('text/x-diff', { parseAs: 'buffer', bodyLimit: MAX_KEPT_DIFF_BYTES }, (_request, body, done) => done(null, body));
+    app.put(GATEWAY_PATHS.diff, { bodyLimit: MAX_KEPT_DIFF_BYTES }, async (request) => {
+      const query = parseOrThrow(DiffQuery, request.query, 'diff query');
+      if (!Buffer.isBuffer(request.body)) throw new ValidationError('the diff must be sent as the raw body with content-type text/x-diff');
+      if (!this.options.onDiff) throw new AirlockError('not_found', 'this worker does not keep diffs');
+      await this.options.onDiff(query.repository, request.body);
+      return {};
     });
 
     app.post(GATEWAY_PATHS.gitCredential, async (request) => {
