@@ -27,7 +27,9 @@ function msgId() {
 }
 
 beforeAll(async () => {
-  server = await startTestServer({ settings: { leaseTtlMs: 1200, claimTimeoutMs: 800, cancelGraceMs: 100 } });
+  // The claim window is generous for a test (1.5 s): on a loaded 2-core CI machine an event-loop
+  // stall between the offer's write and its send can eat a shorter one and refuse a prompt claim.
+  server = await startTestServer({ settings: { leaseTtlMs: 1200, claimTimeoutMs: 1500, cancelGraceMs: 100 } });
 });
 
 afterAll(async () => {
@@ -110,7 +112,7 @@ describe('§3 offers and claims', () => {
     const task = await createTask({ worker_id: 'late' });
     const { worker } = await hello({ worker_id: 'late', capacity: 1 });
     const offer = await worker.next('offer');
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 2200));
     worker.send({ type: 'claim', offer_id: offer.offer_id });
     const claimed = await worker.next('claimed', 5000, (m) => m.offer_id === offer.offer_id);
     expect(claimed.ok).toBe(false);
