@@ -239,6 +239,10 @@ describe('resuming', () => {
 describe('the subscribe-then-read window', () => {
   it('loses nothing and doubles nothing when events land while the backlog is read', async () => {
     let hook: ((phase: 'before' | 'after') => Promise<void>) | undefined;
+    // Settles once the racing read and both of its appends are done: events of one execution
+    // arrive in seq order, so the test must not store seq 7 while 5 and 6 are still on their way.
+    let raced!: () => void;
+    const racedDone = new Promise<void>((resolve) => (raced = resolve));
     const racing = await startTestApi({
       wrapStore: (store: Store) =>
         interpose(store, {
@@ -248,6 +252,7 @@ describe('the subscribe-then-read window', () => {
             await current?.('before'); // stored and published before the read: in both
             const page = await store.listEvents(taskId, after, limit);
             await current?.('after'); // stored and published after the read: only live
+            if (current) raced();
             return page;
           },
         }),
@@ -261,7 +266,7 @@ describe('the subscribe-then-read window', () => {
         else await appendEvents(racing, execution, seqs(5, 6));
       };
       const stream = await follow(task.id, {}, '', racing, t.keys.member);
-      await eventually(() => hook === undefined);
+      await racedDone;
       await appendEvents(racing, execution, seqs(7, 7));
       await finishExecution(racing, execution, 'succeeded');
       const frames = await stream.readToEnd();
