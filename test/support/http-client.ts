@@ -1,3 +1,5 @@
+import { expect } from 'vitest';
+
 /**
  * Raw HTTP for API tests: real fetch, no client library between the test and the wire, so the
  * tests see exactly what a third-party client would (status, headers, bytes).
@@ -38,4 +40,11 @@ export async function http(baseUrl: string, path: string, request: RawRequest = 
     json = undefined;
   }
   return { status: response.status, headers: response.headers, text, json };
+}
+
+/** Assert an API error: its status, its stable code and (optionally) what its message mentions. */
+export function expectError(res: RawResponse, status: number, code: string, mentions?: RegExp): void {
+  expect(res.status, res.text).toBe(status);
+  expect(res.json.error.code).toBe(code);
+  if (mentions) expect(res.json.error.message).toMatch(mentions);
 }

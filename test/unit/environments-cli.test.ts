@@ -2,9 +2,9 @@
  * `airlock env …` in process against a real HTTP API on real SQLite: the commander program is
  * the real one; only stdout/stderr are captured. Flags are refused before any request.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTeam, startTestApi, type TestApi, type TestTeam } from '../support/http-context.js';
+import { runInProcess, type InProcessCliResult } from '../support/in-process-cli.js';
 
 let api: TestApi;
 let team: TestTeam;
@@ -17,22 +17,8 @@ afterAll(async () => {
   await api?.close();
 });
 
-async function run(...args: string[]): Promise<{ stdout: string; stderr: string; error?: unknown }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  try {
-    const program = buildProgram();
-    program.configureOutput({ writeErr: (s) => (stderr += s), writeOut: (s) => (stdout += s) });
-    await program.parseAsync(['node', 'airlock', ...args, '--server', api.url, '--api-key', team.keys.member]);
-    return { stdout, stderr };
-  } catch (error) {
-    return { stdout, stderr, error };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+function run(...args: string[]): Promise<InProcessCliResult> {
+  return runInProcess(args, { server: api.url, apiKey: team.keys.member });
 }
 
 describe('airlock env', () => {

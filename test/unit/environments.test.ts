@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repositoryUrlProblem } from '../../src/protocol/environment.js';
-import { http, type RawResponse } from '../support/http-client.js';
+import { expectError, http, type RawResponse } from '../support/http-client.js';
 import { createTeam, startTestApi, type TestApi, type TestTeam } from '../support/http-context.js';
 
 let api: TestApi;
@@ -21,12 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await api?.close();
 });
-
-function expectError(res: RawResponse, status: number, code: string, mentions?: RegExp): void {
-  expect(res.status, res.text).toBe(status);
-  expect(res.json.error.code).toBe(code);
-  if (mentions) expect(res.json.error.message).toMatch(mentions);
-}
 
 let counter = 0;
 const uniqueName = () => `env-${++counter}`;

@@ -11,6 +11,7 @@ import { newId } from '../../src/lib/ids.js';
 import { ACTIVE_EXECUTION_STATES, TASK_STATES, TERMINAL_TASK_STATES } from '../../src/protocol/lifecycle.js';
 import type { Artifacts } from '../../src/protocol/task.js';
 import type { ExecutionRecord, NewEnvironment, Store, TaskRecord } from '../../src/server/store/store.js';
+import { sampleArtifacts } from '../support/artifacts.js';
 
 export interface OpenedStore {
   store: Store;
@@ -1044,33 +1045,13 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
       };
 
       function artifacts(summary: string): Artifacts {
-        const repository = {
-          url: 'https://git.example.com/acme/api.git',
-          path: 'api',
-          branch: 'airlock/abcdefgh',
-          base_commit: 'a'.repeat(40),
-          commit: 'b'.repeat(40),
+        const pullRequest = 'https://git.example.com/acme/api/pull/7';
+        return sampleArtifacts({ summary, stop_reason: 'max_turns' }, 'diff --git a/x b/x\n+ünïcode "quotes" \\ backslash\n', {
           diffstat: { files_changed: 1, insertions: 2, deletions: 0 },
-          diff: 'diff --git a/x b/x\n+ünïcode "quotes" \\ backslash\n',
-          diff_truncated: false,
           diff_bytes: 48,
           pushed: true,
-          push_error: null,
-          pull_request_url: 'https://git.example.com/acme/api/pull/7',
-          pull_request_error: null,
-        };
-        return {
-          branch: repository.branch,
-          commit: repository.commit,
-          diff: repository.diff,
-          diff_truncated: false,
-          diffstat: repository.diffstat,
-          summary,
-          stop_reason: 'max_turns',
-          pushed: true,
-          pull_request_url: repository.pull_request_url,
-          repositories: [repository],
-        };
+          pull_request_url: pullRequest,
+        });
       }
 
       it('stores the resolved recipe, budget, model, push and pull request, and hands them to the offer', async () => {

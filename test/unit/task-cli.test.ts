@@ -8,12 +8,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/lib/clock.js';
 import type { Artifacts, TaskView } from '../../src/protocol/task.js';
 import { sampleArtifacts } from '../support/artifacts.js';
 import { createTeam, startExecution, startTestApi, type TestApi, type TestTeam } from '../support/http-context.js';
+import { runInProcess, type InProcessCliResult } from '../support/in-process-cli.js';
 
 let api: TestApi;
 let team: TestTeam;
@@ -28,22 +28,8 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function run(...args: string[]): Promise<{ stdout: string; stderr: string; error?: unknown }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  try {
-    const program = buildProgram();
-    program.configureOutput({ writeErr: (s) => (stderr += s), writeOut: (s) => (stdout += s) });
-    await program.parseAsync(['node', 'airlock', ...args, '--server', api.url, '--api-key', team.keys.member]);
-    return { stdout, stderr };
-  } catch (error) {
-    return { stdout, stderr, error };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+function run(...args: string[]): Promise<InProcessCliResult> {
+  return runInProcess(args, { server: api.url, apiKey: team.keys.member });
 }
 
 async function taskCount(): Promise<number> {

@@ -10,7 +10,7 @@ import { MAX_REPORTED_DIFF_BYTES, type Artifacts, type TaskView } from '../../sr
 import { budgetStopMessage, capArtifacts, diffDocument } from '../../src/server/dispatch/results.js';
 import { taskView } from '../../src/server/http/views.js';
 import type { ExecutionRecord } from '../../src/server/store/store.js';
-import { http, type RawResponse } from '../support/http-client.js';
+import { expectError, http, type RawResponse } from '../support/http-client.js';
 import { sampleArtifacts } from '../support/artifacts.js';
 import { createTeam, startExecution, startTestApi, type TestApi, type TestTeam } from '../support/http-context.js';
 import { systemClock } from '../../src/lib/clock.js';
@@ -28,12 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await api?.close();
 });
-
-function expectError(res: RawResponse, status: number, code: string, mentions?: RegExp): void {
-  expect(res.status, res.text).toBe(status);
-  expect(res.json.error.code).toBe(code);
-  if (mentions) expect(res.json.error.message).toMatch(mentions);
-}
 
 async function environment(team: TestTeam, body: Record<string, unknown>): Promise<string> {
   const res = await http(api.url, '/api/v1/environments', { key: team.keys.member, body: { name: `env-${newId('tsk').slice(4, 14)}`, ...body } });

@@ -96,16 +96,20 @@ export class GatewayClient {
 
   /** Hand the worker the full diff of repository `index` (its reported diff was cut). */
   async putDiff(index: number, diff: Buffer, options?: RequestOptions): Promise<void> {
-    await this.request('PUT', `${GATEWAY_PATHS.diff}?repository=${index}`, { raw: diff, contentType: 'text/x-diff' }, options);
+    await this.send('PUT', `${GATEWAY_PATHS.diff}?repository=${index}`, { bytes: diff, contentType: 'text/x-diff' }, options);
   }
 
-  request(method: 'GET' | 'POST' | 'PUT', path: string, body: unknown, options: RequestOptions = {}): Promise<unknown> {
-    const raw = body instanceof Object && 'raw' in body && Buffer.isBuffer((body as { raw: unknown }).raw) ? (body as { raw: Buffer; contentType: string }) : undefined;
-    const payload = raw ? raw.raw : body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+  /** A request with a JSON body (or none); answers the parsed JSON. */
+  request(method: 'GET' | 'POST', path: string, body: unknown, options: RequestOptions = {}): Promise<unknown> {
+    const payload = body === undefined ? undefined : { bytes: Buffer.from(JSON.stringify(body), 'utf8'), contentType: 'application/json' };
+    return this.send(method, path, payload, options);
+  }
+
+  private send(method: string, path: string, payload: { bytes: Buffer; contentType: string } | undefined, options: RequestOptions = {}): Promise<unknown> {
     const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
     if (payload) {
-      headers['content-type'] = raw ? raw.contentType : 'application/json';
-      headers['content-length'] = payload.length;
+      headers['content-type'] = payload.contentType;
+      headers['content-length'] = payload.bytes.length;
     }
     const where = this.address.kind === 'unix' ? { socketPath: this.address.socketPath } : { host: this.address.host, port: this.address.port };
     const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
@@ -140,7 +144,7 @@ export class GatewayClient {
         clearTimeout(timer);
         reject(this.networkError(method, path, err));
       });
-      req.end(payload);
+      req.end(payload?.bytes);
     });
   }
 

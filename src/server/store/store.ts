@@ -229,17 +229,11 @@ export interface EndedExecution {
 }
 
 /** A team's named recipe for tasks (protocol/environment.ts). Variable NAMES only, never values. */
-export interface EnvironmentRecord {
+export interface EnvironmentRecord extends TaskRecipe {
   id: string;
   teamId: string;
   /** Unique within the team. */
   name: string;
-  image: string | null;
-  repositories: Array<{ url: string; ref?: string }>;
-  setupCommands: string[];
-  setupTimeoutSeconds: number | null;
-  secretNames: string[];
-  envNames: string[];
   createdAt: number;
   updatedAt: number;
 }
