@@ -22,7 +22,7 @@ import type { Backend, PreparedEnvironment, RunningExecution } from '../../src/w
 import { resolveWorkerConfig } from '../../src/worker/config.js';
 import { Worker } from '../../src/worker/worker.js';
 import type { ServerSettings } from '../../src/server/context.js';
-import { tempDir } from './stack.js';
+import { apiCall, tempDir } from './stack.js';
 
 /** Lines written to a logger, kept in memory. */
 export class LogBuffer {
@@ -199,21 +199,7 @@ export async function startLlmServer(options: { file?: ServerFileConfig; tokenTt
     teamId,
     userKey,
     workerKey,
-    async api(path, init = {}) {
-      const response = await fetch(`${server.url}${path}`, {
-        method: init.body === undefined ? 'GET' : 'POST',
-        headers: { authorization: `Bearer ${init.key ?? userKey}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: init.body === undefined ? undefined : JSON.stringify(init.body),
-      });
-      const text = await response.text();
-      let body: unknown = text;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        /* text */
-      }
-      return { status: response.status, body };
-    },
+    api: (path, init = {}) => apiCall(server.url, path, init, userKey),
     async close() {
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });

@@ -43,6 +43,34 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/**
+ * One API request as a test makes it: POST when there is a body (JSON unless a string), the
+ * caller's key or `defaultKey`; the answer's status and body (parsed JSON, else text).
+ */
+export async function apiCall(
+  baseUrl: string,
+  path: string,
+  init: { body?: unknown; key?: string; method?: string },
+  defaultKey: string,
+): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${baseUrl}${path}`, {
+    method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+    headers: {
+      authorization: `Bearer ${init.key ?? defaultKey}`,
+      ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body),
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* leave as text */
+  }
+  return { status: response.status, body };
+}
+
 export async function startTestServer(options: { settings?: Partial<ServerSettings>; dataDir?: string; port?: number } = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir('srv');
   const log = pino({ level: process.env.AIRLOCK_TEST_LOG ?? 'silent' });
@@ -66,24 +94,7 @@ export async function startTestServer(options: { settings?: Partial<ServerSettin
     newTeam,
     userKey,
     workerKey,
-    async api(path, init = {}) {
-      const response = await fetch(`${server.url}${path}`, {
-        method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-        headers: {
-          authorization: `Bearer ${init.key ?? userKey}`,
-          ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body),
-      });
-      const text = await response.text();
-      let body: unknown = text;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        /* leave as text */
-      }
-      return { status: response.status, body };
-    },
+    api: (path, init = {}) => apiCall(server.url, path, init, userKey),
     /** Stop and start the server on the same port and data dir (a server restart). */
     async restart() {
       await server.close();
