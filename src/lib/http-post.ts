@@ -1,16 +1,16 @@
 /**
- * POST over node:http(s) with keep-alive, answered as a WHATWG `Response` — a drop-in for
- * `fetch(url, { method: 'POST', … })` on hot paths. Why not fetch: measured on the reference
- * machine under load, Node 20's fetch (undici) added ~8–10 ms per request over loopback where
- * node:http with a keep-alive agent took ~1 ms (bench/gateway.js).
+ * POST over node:http(s) with keep-alive, answered with node:http's own response stream — the
+ * hot path of every model call. Why not fetch: measured on the reference machine under load,
+ * Node 20's fetch (undici) added ~8–10 ms per request over loopback where node:http with a
+ * keep-alive agent took ~1 ms; and wrapping the answer in a WHATWG `Response` (web streams) cost
+ * another ~0.4 ms of CPU per request and hop (bench/gateway.js).
  *
  * Invariants: a connection failure rejects like fetch does (a TypeError whose `cause` carries the
  * system error and its `code`); aborting `signal` destroys the request and the response body;
- * cancelling the returned body's reader destroys the socket's response stream.
+ * ending the iteration of `body` early destroys the response stream (and its socket).
  */
-import http from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
 
 /** Sockets kept open per host: enough for the concurrent model calls of a busy worker. */
 const MAX_FREE_SOCKETS = 64;
@@ -25,7 +25,16 @@ export interface HttpPostInit {
   signal?: AbortSignal;
 }
 
-export function httpPost(url: string, init: HttpPostInit): Promise<Response> {
+export interface HttpAnswer {
+  readonly status: number;
+  readonly statusText: string;
+  /** A response header by lower-case name (repeated headers joined with ", "). */
+  header(name: string): string | undefined;
+  /** The body, unread. */
+  readonly body: IncomingMessage;
+}
+
+export function httpPost(url: string, init: HttpPostInit): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const protocol = target.protocol === 'https:' ? 'https:' : 'http:';
@@ -38,14 +47,15 @@ export function httpPost(url: string, init: HttpPostInit): Promise<Response> {
         ...(init.signal ? { signal: init.signal } : {}),
       },
       (res) => {
-        const headers = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) {
-          if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
-        }
-        const status = res.statusCode ?? 502;
-        // A null-body status cannot carry a stream in a Response.
-        const body = status === 204 || status === 304 ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
-        resolve(new Response(body, { status, statusText: res.statusMessage ?? '', headers }));
+        resolve({
+          status: res.statusCode ?? 502,
+          statusText: res.statusMessage ?? '',
+          header(name) {
+            const value = res.headers[name];
+            return Array.isArray(value) ? value.join(', ') : value;
+          },
+          body: res,
+        });
       },
     );
     request.on('error', (err) => reject(new TypeError(`request to ${target.origin} failed: ${err.message}`, { cause: err })));

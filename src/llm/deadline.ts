@@ -6,7 +6,9 @@
 
 export class Deadline {
   private readonly controller = new AbortController();
+  /** One timer for the whole call, re-armed with `refresh()`: a stream re-arms it per chunk. */
   private timer: NodeJS.Timeout | undefined;
+  private armed = false;
   timedOut = false;
 
   constructor(
@@ -27,21 +29,22 @@ export class Deadline {
 
   /** Start (or restart) the silence timer. */
   arm(): void {
-    this.disarm();
-    this.timer = setTimeout(() => {
-      this.timedOut = true;
-      this.controller.abort(new Error(`the provider did not answer within ${this.seconds} s`));
-    }, this.timeoutMs);
+    this.armed = true;
+    if (this.timer) this.timer.refresh();
+    // Unref: the call's own socket keeps the process alive, a paused timer must not.
+    else this.timer = setTimeout(this.onTimeout, this.timeoutMs).unref();
   }
 
+  /** Pause the silence timer (cheap: the timer stays scheduled and does nothing when it fires unarmed). */
   disarm(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.armed = false;
   }
 
   /** Stop watching: the call is over. */
   close(): void {
-    this.disarm();
+    this.armed = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
     this.client.removeEventListener('abort', this.onClientAbort);
   }
 
@@ -54,6 +57,12 @@ export class Deadline {
     const s = this.timeoutMs / 1000;
     return Number.isInteger(s) ? String(s) : s.toFixed(1);
   }
+
+  private readonly onTimeout = (): void => {
+    if (!this.armed) return;
+    this.timedOut = true;
+    this.controller.abort(new Error(`the provider did not answer within ${this.seconds} s`));
+  };
 
   private readonly onClientAbort = (): void => {
     this.controller.abort(this.client.reason);

@@ -4,6 +4,7 @@
  * as the error body (or in-stream error event) of the API it speaks, so its SDK raises the error
  * it knows. Invariant: messages here carry no request or response body, only what went wrong.
  */
+import { WholeBody } from './body.js';
 import type { LlmApi, LlmResponse } from './types.js';
 import { encodeSse, isRecord, tryJson, utf8 } from './sse.js';
 
@@ -48,9 +49,7 @@ export function errorResponse(api: LlmApi, status: number, message: string): Llm
   return {
     status,
     headers: { 'content-type': 'application/json' },
-    body: (async function* () {
-      yield bytes;
-    })(),
+    body: new WholeBody(bytes),
     usage: Promise.resolve(null),
   };
 }

@@ -7,12 +7,13 @@
  * returned promise never rejects; bodies are never logged.
  */
 import { describeError, isAirlockError } from '../protocol/errors.js';
+import { WholeBody } from './body.js';
 import { Deadline } from './deadline.js';
 import { errorResponse, streamErrorEvent, upstreamErrorMessage } from './errors.js';
 import { isRecord, SseParser, tryJson, utf8, type ParsedSseEvent } from './sse.js';
 import { createStreamTranslator, translateBody, translateRequest, type StreamTranslator } from './translate/index.js';
 import type { LlmApi, LlmProvider, LlmRequest, LlmResponse, LlmUsage, ProviderType } from './types.js';
-import { relayedHeaders, type Upstream } from './upstream.js';
+import { relayedHeaders, type Upstream, type UpstreamAnswer } from './upstream.js';
 import { UsageTap } from './usage.js';
 
 /** Largest non-streaming body we read: far above any real completion, small enough to never exhaust memory. */
@@ -68,7 +69,7 @@ async function handle(options: ProviderOptions, request: LlmRequest): Promise<Ll
   }
 
   const deadline = new Deadline(request.signal, options.timeoutMs);
-  let response: Response;
+  let response: UpstreamAnswer;
   deadline.arm();
   try {
     response = await upstream.send({ api: upstreamApi, body, headers: request.headers, signal: deadline.signal });
@@ -77,8 +78,8 @@ async function handle(options: ProviderOptions, request: LlmRequest): Promise<Ll
     return callFailure(options, clientApi, deadline, error);
   }
 
-  const sse = (response.headers.get('content-type') ?? '').includes('text/event-stream');
-  if (!response.ok || !sse) {
+  const sse = (response.header('content-type') ?? '').includes('text/event-stream');
+  if (!isOk(response) || !sse) {
     let text: string;
     try {
       text = await readText(response);
@@ -109,23 +110,22 @@ function callFailure(options: ProviderOptions, api: LlmApi, deadline: Deadline, 
   return errorResponse(api, 502, `could not reach the provider "${options.name}" at ${options.upstream.target}: ${detail} — check models.providers.${options.name}.base_url and that the provider is up`);
 }
 
-async function readText(response: Response): Promise<string> {
-  if (!response.body) return '';
+const isOk = (response: UpstreamAnswer): boolean => response.status >= 200 && response.status < 300;
+
+async function readText(response: UpstreamAnswer): Promise<string> {
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+  for await (const chunk of response.body) {
     size += chunk.byteLength;
-    if (size > MAX_JSON_BODY_BYTES) {
-      await response.body.cancel().catch(() => undefined);
-      throw new Error(`the provider's answer exceeds ${MAX_JSON_BODY_BYTES / 1024 / 1024} MiB`);
-    }
+    // Leaving the loop ends the iteration, which releases the connection.
+    if (size > MAX_JSON_BODY_BYTES) throw new Error(`the provider's answer exceeds ${MAX_JSON_BODY_BYTES / 1024 / 1024} MiB`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function jsonAnswer(options: ProviderOptions, clientApi: LlmApi, upstreamApi: LlmApi, response: Response, text: string): LlmResponse {
-  if (!response.ok) {
+function jsonAnswer(options: ProviderOptions, clientApi: LlmApi, upstreamApi: LlmApi, response: UpstreamAnswer, text: string): LlmResponse {
+  if (!isOk(response)) {
     const message = upstreamErrorMessage(text) ?? `HTTP ${response.status} ${response.statusText}`.trim();
     const relayed = errorResponse(clientApi, response.status, `${message} (provider "${options.name}", HTTP ${response.status})`);
     return { ...relayed, headers: { ...relayed.headers, ...relayedHeaders(response) } };
@@ -143,15 +143,13 @@ function jsonAnswer(options: ProviderOptions, clientApi: LlmApi, upstreamApi: Ll
   return {
     status: response.status,
     headers: { 'content-type': 'application/json', ...relayedHeaders(response) },
-    body: (async function* () {
-      yield bytes;
-    })(),
+    body: new WholeBody(bytes),
     usage: Promise.resolve(tap.usage),
   };
 }
 
 interface StreamContext {
-  response: Response;
+  response: UpstreamAnswer;
   deadline: Deadline;
   clientApi: LlmApi;
   tap: UsageTap;
@@ -162,13 +160,13 @@ interface StreamContext {
 }
 
 /** Read the upstream body chunk by chunk, the silence timer armed while waiting for each. */
-async function* readChunks(body: ReadableStream<Uint8Array>, deadline: Deadline): AsyncGenerator<Uint8Array> {
-  const reader = body.getReader();
+async function* readChunks(body: AsyncIterable<Uint8Array>, deadline: Deadline): AsyncGenerator<Uint8Array> {
+  const reader = body[Symbol.asyncIterator]();
   let done = false;
   try {
     for (;;) {
       deadline.arm();
-      const next = await reader.read();
+      const next = await reader.next();
       deadline.disarm();
       if (next.done) {
         done = true;
@@ -178,7 +176,7 @@ async function* readChunks(body: ReadableStream<Uint8Array>, deadline: Deadline)
     }
   } finally {
     deadline.disarm();
-    if (!done) await reader.cancel().catch(() => undefined);
+    if (!done) await reader.return?.().catch(() => undefined);
   }
 }
 
@@ -193,10 +191,11 @@ async function* relayStream(ctx: StreamContext): AsyncGenerator<Uint8Array> {
     return event.raw;
   };
   let failure: string | undefined;
+  let upstreamDone = false;
   try {
     try {
       let lastWrite = Date.now();
-      for await (const chunk of readChunks(ctx.response.body!, deadline)) {
+      for await (const chunk of readChunks(ctx.response.body, deadline)) {
         let out = parser.push(chunk).map(handleEvent).join('');
         if (out === '' && translator && Date.now() - lastWrite >= ctx.keepAliveMs) out = ': keep-alive\n\n';
         if (out !== '') {
@@ -204,6 +203,7 @@ async function* relayStream(ctx: StreamContext): AsyncGenerator<Uint8Array> {
           yield utf8(out);
         }
       }
+      upstreamDone = true;
       let rest = parser.end().map(handleEvent).join('');
       if (rest !== '' && !translator && !/(\r\n|\r|\n){2}$/.test(rest)) rest += '\n\n';
       if (rest !== '') yield utf8(rest);
@@ -222,7 +222,8 @@ async function* relayStream(ctx: StreamContext): AsyncGenerator<Uint8Array> {
     }
   } finally {
     deadline.close();
-    deadline.abort();
+    // The client stopped reading (or the provider broke off): end the provider call too.
+    if (!upstreamDone) deadline.abort();
     ctx.settle(tap.usage);
   }
 }

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createModelRouter, createProvider, parseModelsConfig, type LlmApi } from '../../src/llm/index.js';
+import { httpPost } from '../../src/lib/http-post.js';
 import { llmRequest, readAll } from '../support/llm-client.js';
 import { readBody, readStream } from '../support/llm-readers.js';
 
@@ -140,7 +141,7 @@ describe('keep-alive', () => {
         }
       }, 5);
     });
-    const upstream = { apis: ['messages'] as LlmApi[], target: url, send: (call: any) => fetch(`${url}/v1/messages`, { method: 'POST', body: JSON.stringify(call.body), signal: call.signal }) };
+    const upstream = { apis: ['messages'] as LlmApi[], target: url, send: (call: any) => httpPost(`${url}/v1/messages`, { headers: {}, body: JSON.stringify(call.body), signal: call.signal }) };
     const provider = createProvider({ name: 'p', type: 'anthropic', upstream, timeoutMs: 5_000, keepAliveMs: 0 });
     const response = await provider.handle(llmRequest('chat', BODIES.chat(true)));
     const text = await readAll(response);

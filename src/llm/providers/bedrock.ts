@@ -12,7 +12,7 @@ import { BedrockRuntimeClient, InvokeModelCommand, InvokeModelWithResponseStream
 import type { ProviderConfig } from '../config.js';
 import { anthropicErrorType } from '../errors.js';
 import { encodeSse, utf8 } from '../sse.js';
-import type { Upstream, UpstreamCall } from '../upstream.js';
+import { upstreamAnswer, type Upstream, type UpstreamAnswer, type UpstreamCall } from '../upstream.js';
 import { anthropicErrorResponse, platformBody } from './anthropic-body.js';
 
 /** The Messages API version Bedrock's Anthropic models take in the body. */
@@ -33,7 +33,7 @@ interface SdkError {
   $metadata?: { httpStatusCode?: number };
 }
 
-function sdkFailure(error: unknown): Response {
+function sdkFailure(error: unknown): UpstreamAnswer {
   const e = error as SdkError;
   const status = e.$metadata?.httpStatusCode ?? (e.name === 'ThrottlingException' ? 429 : 502);
   return anthropicErrorResponse(status, `Bedrock: ${e.name ?? 'error'}: ${e.message ?? 'request failed'}`);
@@ -49,37 +49,29 @@ function streamError(event: ResponseStream): string | undefined {
   return undefined;
 }
 
-function sseFromEvents(events: AsyncIterable<ResponseStream>): ReadableStream<Uint8Array> {
+async function* sseFromEvents(events: AsyncIterable<ResponseStream>): AsyncGenerator<Uint8Array> {
   const decoder = new TextDecoder();
-  const iterator = events[Symbol.asyncIterator]();
   const errorEvent = (message: string, status = 500): Uint8Array =>
     utf8(encodeSse({ event: 'error', data: JSON.stringify({ type: 'error', error: { type: anthropicErrorType(status), message } }) }));
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const next = await iterator.next();
-        if (next.done) return controller.close();
-        const failure = streamError(next.value);
-        if (failure !== undefined) {
-          controller.enqueue(errorEvent(failure));
-          return controller.close();
-        }
-        const bytes = next.value.chunk?.bytes;
-        if (!bytes) return;
-        const data = decoder.decode(bytes);
-        const type = (JSON.parse(data) as { type?: unknown }).type;
-        controller.enqueue(utf8(encodeSse({ event: typeof type === 'string' ? type : 'message', data })));
-      } catch (error) {
-        const e = error as SdkError;
-        if (e.name === 'AbortError') return controller.error(error);
-        controller.enqueue(errorEvent(`Bedrock: ${e.name ?? 'error'}: ${e.message ?? 'the stream failed'}`, e.$metadata?.httpStatusCode ?? 500));
-        controller.close();
+  try {
+    // Leaving this loop (the client stopped reading) ends the SDK's stream too.
+    for await (const event of events) {
+      const failure = streamError(event);
+      if (failure !== undefined) {
+        yield errorEvent(failure);
+        return;
       }
-    },
-    async cancel() {
-      await iterator.return?.();
-    },
-  });
+      const bytes = event.chunk?.bytes;
+      if (!bytes) continue;
+      const data = decoder.decode(bytes);
+      const type = (JSON.parse(data) as { type?: unknown }).type;
+      yield utf8(encodeSse({ event: typeof type === 'string' ? type : 'message', data }));
+    }
+  } catch (error) {
+    const e = error as SdkError;
+    if (e.name === 'AbortError') throw error;
+    yield errorEvent(`Bedrock: ${e.name ?? 'error'}: ${e.message ?? 'the stream failed'}`, e.$metadata?.httpStatusCode ?? 500);
+  }
 }
 
 export function bedrockUpstream(config: BedrockConfig, env: NodeJS.ProcessEnv): Upstream {
@@ -90,7 +82,7 @@ export function bedrockUpstream(config: BedrockConfig, env: NodeJS.ProcessEnv): 
     ...(config.base_url ? { endpoint: config.base_url } : {}),
     ...(credentials ? { credentials } : {}),
   });
-  const send = async (call: UpstreamCall): Promise<Response> => {
+  const send = async (call: UpstreamCall): Promise<UpstreamAnswer> => {
     const modelId = String(call.body.model);
     const body = JSON.stringify(platformBody(call.body, BEDROCK_ANTHROPIC_VERSION, call.headers, { keepStream: false }));
     const input = { modelId, body: utf8(body), contentType: 'application/json', accept: 'application/json' };
@@ -98,10 +90,10 @@ export function bedrockUpstream(config: BedrockConfig, env: NodeJS.ProcessEnv): 
       if (call.body.stream === true) {
         const output = await client.send(new InvokeModelWithResponseStreamCommand(input), { abortSignal: call.signal });
         if (!output.body) return anthropicErrorResponse(502, 'Bedrock answered a stream request without a stream');
-        return new Response(sseFromEvents(output.body), { status: 200, headers: { 'content-type': 'text/event-stream' } });
+        return upstreamAnswer(200, { 'content-type': 'text/event-stream' }, sseFromEvents(output.body));
       }
       const output = await client.send(new InvokeModelCommand(input), { abortSignal: call.signal });
-      return new Response(output.body, { status: 200, headers: { 'content-type': 'application/json' } });
+      return upstreamAnswer(200, { 'content-type': 'application/json' }, output.body);
     } catch (error) {
       if (call.signal.aborted) throw error;
       return sdkFailure(error);

@@ -5,9 +5,9 @@
  * headers of the outgoing request, never into a URL, an error message or a log.
  */
 import { httpPost } from '../../lib/http-post.js';
-import type { UpstreamCall } from '../upstream.js';
+import type { UpstreamAnswer, UpstreamCall } from '../upstream.js';
 
-export function postJson(url: string, call: UpstreamCall, headers: Record<string, string>): Promise<Response> {
+export function postJson(url: string, call: UpstreamCall, headers: Record<string, string>): Promise<UpstreamAnswer> {
   return httpPost(url, {
     headers: {
       'content-type': 'application/json',

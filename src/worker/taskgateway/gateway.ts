@@ -15,7 +15,6 @@
  */
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { constantTimeEqual } from '../../lib/constant-time.js';
@@ -31,6 +30,7 @@ import {
   type ControlState,
   type GitCredential,
 } from '../../protocol/gateway.js';
+import { replyBody } from '../../llm/body.js';
 import { errorResponse } from '../../llm/errors.js';
 import { LLM_API_PATHS, type LlmApi, type LlmRequest, type LlmResponse } from '../../llm/types.js';
 import { MAX_REPOSITORIES } from '../../protocol/environment.js';
@@ -297,7 +297,7 @@ export class TaskGateway {
   }
 
   private sendModelAnswer(reply: FastifyReply, answer: LlmResponse): FastifyReply {
-    return reply.status(answer.status).headers(answer.headers).send(Readable.from(answer.body));
+    return reply.status(answer.status).headers(answer.headers).send(replyBody(answer.body));
   }
 
   private async acceptEvents(events: AgentEvent[]): Promise<{ accepted: number; next_seq: number }> {
