@@ -19,15 +19,15 @@ import { newId } from '../lib/ids.js';
 import { describeError } from '../protocol/errors.js';
 import type { AgentEvent, AgentResult } from '../protocol/gateway.js';
 import type { FailureReason, Outcome } from '../protocol/lifecycle.js';
-import type { Artifacts, ExecutionSpec, TranscriptEvent } from '../protocol/task.js';
+import type { Artifacts, ExecutionSpec, TranscriptEvent, Usage } from '../protocol/task.js';
 import { MAX_EVENTS_PER_BATCH } from '../protocol/task.js';
-import type { LlmToken } from '../protocol/worker-messages.js';
-import type { Backend, ExitStatus } from './backends/backend.js';
+import type { LlmToken, ReportMessage } from '../protocol/worker-messages.js';
+import type { Backend, ExitStatus, Reattached } from './backends/backend.js';
 import { specWithHarness, type HarnessTemplate } from './harness-templates.js';
 import { ExecutionModelRoute, controlPlaneProvider, type ModelHandler } from './llm/index.js';
 import { artifactsFrom, openPullRequests, type ForgeRule } from './forge/index.js';
 import { answerGitCredential, type GitCredentialRule } from './git-credentials.js';
-import type { Outbox } from './outbox/outbox.js';
+import type { LocalExecution, Outbox } from './outbox/outbox.js';
 import { Redactor } from './redact/index.js';
 import { selectTaskEnv } from './task-env.js';
 import { TaskGateway } from './taskgateway/index.js';
@@ -81,6 +81,11 @@ interface Execution {
   /** The execution's current token for the control plane's LLM gateway (claimed, then heartbeat renewals). */
   llmToken: string | null;
   modelRoute?: ExecutionModelRoute;
+  /** Set by `detachAll`: the worker stops serving it, and its environment runs on for the next worker process. */
+  detached?: boolean;
+  /** Resolves once `detachAll` detached it. */
+  detachSignal: Promise<undefined>;
+  detach: () => void;
 }
 
 export class ExecutionRunner {
@@ -115,7 +120,9 @@ export class ExecutionRunner {
   setLlmTokens(tokens: readonly LlmToken[]): void {
     for (const token of tokens) {
       const execution = this.executions.get(token.execution_id);
-      if (execution) execution.llmToken = token.token;
+      if (!execution) continue;
+      execution.llmToken = token.token;
+      this.options.outbox.saveExecutionState(token.execution_id, { llmToken: token.token });
     }
   }
 
@@ -132,6 +139,7 @@ export class ExecutionRunner {
       chain: Promise.resolve(),
       done: Promise.resolve(),
       llmToken: llmToken?.token ?? null,
+      ...detachable(),
     };
     this.executions.set(spec.execution_id, execution);
     execution.done = this.run(execution).catch((err: unknown) => {
@@ -140,67 +148,40 @@ export class ExecutionRunner {
     return execution.done;
   }
 
-  private async run(execution: Execution): Promise<void> {
-    const { backend, workerId } = this.options;
+  /**
+   * Take over an execution a previous run of this worker started, whose task environment is
+   * still there (a container kept running while the worker restarted): serve its task gateway
+   * again with the same token, resume its events after the last one stored, and finish it as if
+   * nothing happened. Resolves when it has fully ended.
+   */
+  resume(local: LocalExecution, reattached: Reattached): Promise<void> {
+    const existing = this.executions.get(local.executionId);
+    if (existing) return existing.done;
+    const execution: Execution = {
+      spec: local.spec,
+      nextSeq: local.nextSeq,
+      log: this.options.log.child({ execution: local.executionId, task: local.spec.task_id }),
+      streams: new Map(),
+      chain: Promise.resolve(),
+      done: Promise.resolve(),
+      llmToken: local.llmToken,
+      ...(local.result ? { result: local.result as AgentResult } : {}),
+      ...detachable(),
+    };
+    this.executions.set(local.executionId, execution);
+    execution.done = this.run(execution, { local, reattached }).catch((err: unknown) => {
+      execution.log.error({ err }, 'execution runner failed');
+    });
+    return execution.done;
+  }
+
+  private async run(execution: Execution, resume?: { local: LocalExecution; reattached: Reattached }): Promise<void> {
+    const { backend } = this.options;
     const { spec } = execution;
     let status: ExitStatus | undefined;
     let failure: { reason: FailureReason; message: string } | undefined;
     try {
-      execution.log.info('task:execution:starting');
-      // A command-template task gets its template in the spec the gateway serves; one this
-      // worker does not have fails here, before any environment is prepared.
-      const served = specWithHarness(spec, this.options.harnesses ?? {});
-      const variables = selectTaskEnv(this.options.taskEnv, spec);
-      if (!variables.ok) throw Object.assign(new Error(variables.message), { reason: 'rejected' as const });
-      const prepared = await backend.prepare({ spec, workerId }).catch((err: unknown) => {
-        throw Object.assign(new Error(`the task environment could not be prepared: ${describeError(err)}`), { reason: 'workspace' as const });
-      });
-      const token = randomBytes(32).toString('base64url');
-      execution.modelRoute = this.modelRoute(execution);
-      const gateway = new TaskGateway({
-        socketPath: prepared.gatewaySocketPath,
-        token,
-        spec: served.spec,
-        onEvents: (events: AgentEvent[]) => this.ingest(execution, events),
-        onResult: (result: AgentResult) => {
-          execution.result = result;
-        },
-        ...(execution.modelRoute ? { llm: execution.modelRoute.handle } : {}),
-        onDiff: (index, diff) => this.keepDiff(execution, index, diff),
-        gitCredential: async (query) => answerGitCredential(this.options.gitCredentials ?? [], spec.repositories ?? [], query),
-        log: execution.log,
-      });
-      execution.gateway = gateway;
-      await gateway.start();
-      if (execution.cancelReason) gateway.cancel(execution.cancelReason);
-      this.report(execution, { type: 'execution.started', id: newId('msg'), execution_id: spec.execution_id, epoch: spec.epoch });
-      this.emit(execution, 'lifecycle', { phase: 'starting', backend: backend.name, worker_id: workerId });
-      if (spec.timeout_seconds) {
-        execution.timeoutTimer = setTimeout(() => {
-          execution.timedOut = true;
-          void this.stopExecution(execution, `timed out after ${spec.timeout_seconds} s`, this.graceFor(execution));
-        }, spec.timeout_seconds * 1000);
-      }
-      const running = await backend
-        .start({
-          prepared,
-          spec,
-          env: {
-            ...variables.env,
-            ...served.env,
-            AIRLOCK_GATEWAY: `unix:${prepared.gatewaySocketPath}`,
-            AIRLOCK_TASK_TOKEN: token,
-            AIRLOCK_EXECUTION_ID: spec.execution_id,
-            AIRLOCK_WORKDIR: prepared.workdir,
-          },
-          onOutput: (stream, text) => this.emit(execution, 'output', { stream, text }),
-        })
-        .catch((err: unknown) => {
-          throw Object.assign(new Error(`the ${backend.name} backend could not start the task: ${describeError(err)}`), { reason: 'backend' as const });
-        });
-      // A cancel that arrived while we were starting: stop now that there is something to stop.
-      if (execution.cancelReason || execution.abandoned) void backend.stop(spec.execution_id, execution.stopGraceMs ?? 0);
-      status = await running.exited;
+      status = resume ? await this.reattach(execution, resume.local, resume.reattached) : await this.startAndWait(execution);
     } catch (err) {
       const reason = (err as { reason?: FailureReason }).reason ?? 'backend';
       failure = { reason, message: describeError(err) };
@@ -214,6 +195,12 @@ export class ExecutionRunner {
     // Model calls still running belong to an agent that is gone: stop them (and their provider calls).
     execution.modelRoute?.close();
     await execution.gateway?.close().catch(() => undefined);
+    if (execution.detached) {
+      // Left running for the next worker process, which reattaches: nothing is reported or removed.
+      execution.log.info('task:execution:detached');
+      this.executions.delete(spec.execution_id);
+      return;
+    }
     const usage = execution.modelRoute ? await execution.modelRoute.finalUsage() : null;
     if (!execution.abandoned) {
       const artifacts = await this.artifacts(execution);
@@ -246,17 +233,112 @@ export class ExecutionRunner {
     this.executions.delete(spec.execution_id);
   }
 
+  /** Prepare the task environment, serve its gateway, start the agent, and wait for it to exit. */
+  private async startAndWait(execution: Execution): Promise<ExitStatus | undefined> {
+    const { backend, workerId } = this.options;
+    const { spec } = execution;
+    execution.log.info('task:execution:starting');
+    // A command-template task gets its template in the spec the gateway serves; one this
+    // worker does not have fails here, before any environment is prepared.
+    const served = specWithHarness(spec, this.options.harnesses ?? {});
+    const variables = selectTaskEnv(this.options.taskEnv, spec);
+    if (!variables.ok) throw Object.assign(new Error(variables.message), { reason: 'rejected' as const });
+    const prepared = await backend.prepare({ spec, workerId }).catch((err: unknown) => {
+      throw Object.assign(new Error(`the task environment could not be prepared: ${describeError(err)}`), { reason: 'workspace' as const });
+    });
+    const token = randomBytes(32).toString('base64url');
+    execution.modelRoute = this.modelRoute(execution);
+    // Kept with the execution: a restarted worker serves a reattached agent with the same token.
+    this.options.outbox.saveExecutionState(spec.execution_id, { taskToken: token, ...(execution.llmToken ? { llmToken: execution.llmToken } : {}) });
+    const gateway = this.gatewayFor(execution, prepared.gatewaySocketPath, token, served.spec);
+    execution.gateway = gateway;
+    await gateway.start();
+    if (execution.cancelReason) gateway.cancel(execution.cancelReason);
+    this.report(execution, { type: 'execution.started', id: newId('msg'), execution_id: spec.execution_id, epoch: spec.epoch });
+    this.emit(execution, 'lifecycle', { phase: 'starting', backend: backend.name, worker_id: workerId });
+    if (spec.timeout_seconds) {
+      execution.timeoutTimer = setTimeout(() => {
+        execution.timedOut = true;
+        void this.stopExecution(execution, `timed out after ${spec.timeout_seconds} s`, this.graceFor(execution));
+      }, spec.timeout_seconds * 1000);
+    }
+    const running = await backend
+      .start({
+        prepared,
+        spec,
+        env: {
+          ...variables.env,
+          ...served.env,
+          AIRLOCK_GATEWAY: `unix:${prepared.gatewaySocketPath}`,
+          AIRLOCK_TASK_TOKEN: token,
+          AIRLOCK_EXECUTION_ID: spec.execution_id,
+          AIRLOCK_WORKDIR: prepared.workdir,
+        },
+        onOutput: (stream, text) => this.emit(execution, 'output', { stream, text }),
+      })
+      .catch((err: unknown) => {
+        throw Object.assign(new Error(`the ${backend.name} backend could not start the task: ${describeError(err)}`), { reason: 'backend' as const });
+      });
+    // A cancel that arrived while we were starting: stop now that there is something to stop.
+    if (execution.cancelReason || execution.abandoned) void backend.stop(spec.execution_id, execution.stopGraceMs ?? 0);
+    return await Promise.race([running.exited, execution.detachSignal]);
+  }
+
+  /** Serve a reattached execution's gateway again and wait for its agent to exit. */
+  private async reattach(execution: Execution, local: LocalExecution, reattached: Reattached): Promise<ExitStatus | undefined> {
+    const { spec } = execution;
+    if (!local.taskToken) throw Object.assign(new Error('the worker kept no task token for this execution, so its agent cannot be served again'), { reason: 'backend' as const });
+    const served = specWithHarness(spec, this.options.harnesses ?? {});
+    execution.modelRoute = this.modelRoute(execution, local.usage);
+    const gateway = this.gatewayFor(execution, reattached.prepared.gatewaySocketPath, local.taskToken, served.spec, {
+      lastSeq: local.agentSeq,
+      ...(execution.result ? { result: execution.result } : {}),
+    });
+    execution.gateway = gateway;
+    await gateway.start();
+    if (execution.cancelReason) gateway.cancel(execution.cancelReason);
+    this.emit(execution, 'lifecycle', { phase: 'reattached', backend: this.options.backend.name, worker_id: this.options.workerId, detail: reattached.detail });
+    execution.log.info({ detail: reattached.detail }, 'task:execution:reattached');
+    if (spec.timeout_seconds) {
+      const left = Math.max(0, local.createdAt + spec.timeout_seconds * 1000 - this.options.clock.now());
+      execution.timeoutTimer = setTimeout(() => {
+        execution.timedOut = true;
+        void this.stopExecution(execution, `timed out after ${spec.timeout_seconds} s`, this.graceFor(execution));
+      }, left);
+    }
+    if (execution.cancelReason || execution.abandoned) void this.options.backend.stop(spec.execution_id, execution.stopGraceMs ?? 0);
+    return await Promise.race([reattached.running.exited, execution.detachSignal]);
+  }
+
+  private gatewayFor(execution: Execution, socketPath: string, token: string, served: ExecutionSpec, resume?: { lastSeq: number; result?: AgentResult }): TaskGateway {
+    const { spec } = execution;
+    return new TaskGateway({
+      socketPath,
+      token,
+      spec: served,
+      onEvents: (events: AgentEvent[]) => this.ingest(execution, events),
+      onResult: (result: AgentResult) => {
+        execution.result = result;
+        this.options.outbox.saveExecutionState(spec.execution_id, { result });
+      },
+      ...(execution.modelRoute ? { llm: execution.modelRoute.handle } : {}),
+      onDiff: (index, diff) => this.keepDiff(execution, index, diff),
+      gitCredential: async (query) => answerGitCredential(this.options.gitCredentials ?? [], spec.repositories ?? [], query),
+      ...(resume ? { resume } : {}),
+      log: execution.log,
+    });
+  }
+
   /** The execution's model route: BYOLLM when the worker has `models:`, the control plane otherwise. */
-  private modelRoute(execution: Execution): ExecutionModelRoute | undefined {
+  private modelRoute(execution: Execution, initial?: Usage): ExecutionModelRoute | undefined {
     const models = this.options.models;
     if (!models) return undefined;
     const redact = <T>(body: T): T => this.redactor.redactValue(body);
-    if (models.byollm) return new ExecutionModelRoute(models.byollm, 'byollm', redact);
-    return new ExecutionModelRoute(
-      controlPlaneProvider(models.serverUrl, () => execution.llmToken),
-      'control-plane',
-      redact,
-    );
+    // Totals are kept with the execution, so a restarted worker that reattaches reports them whole.
+    const id = execution.spec.execution_id;
+    const persistence = { ...(initial ? { initial } : {}), onChange: (usage: Usage) => this.options.outbox.saveExecutionState(id, { usage }) };
+    if (models.byollm) return new ExecutionModelRoute(models.byollm, 'byollm', redact, persistence);
+    return new ExecutionModelRoute(controlPlaneProvider(models.serverUrl, () => execution.llmToken), 'control-plane', redact, persistence);
   }
 
   private outcome(
@@ -363,6 +445,18 @@ export class ExecutionRunner {
     await Promise.all([...this.executions.values()].map((e) => e.done));
   }
 
+  /**
+   * Stop serving every execution but leave its task environment running (backends that can
+   * reattach: a worker being restarted). Their state stays in the outbox for the next run.
+   */
+  async detachAll(): Promise<void> {
+    for (const execution of this.executions.values()) {
+      execution.detached = true;
+      execution.detach();
+    }
+    await Promise.all([...this.executions.values()].map((e) => e.done));
+  }
+
   async idle(): Promise<void> {
     await Promise.all([...this.executions.values()].map((e) => e.done));
   }
@@ -375,7 +469,7 @@ export class ExecutionRunner {
         const prepared = this.redact(execution, event.kind, event.data, event.ts);
         if (prepared) redacted.push(prepared);
       }
-      this.append(execution, redacted);
+      this.append(execution, redacted, events.at(-1)?.seq);
     });
     execution.chain = next.catch(() => undefined);
     return next;
@@ -419,26 +513,33 @@ export class ExecutionRunner {
     }
   }
 
-  private append(execution: Execution, events: Array<Omit<TranscriptEvent, 'seq'>>): void {
-    if (execution.abandoned || events.length === 0) return;
+  /**
+   * Number events and store them in the outbox, in reports of at most MAX_EVENTS_PER_BATCH events
+   * and MAX_REPORT_BYTES, all in one transaction together with the agent's seq they came with.
+   */
+  private append(execution: Execution, events: Array<Omit<TranscriptEvent, 'seq'>>, agentSeq?: number): void {
+    if (execution.abandoned) return;
+    if (events.length === 0) {
+      if (agentSeq !== undefined) this.options.outbox.enqueueEvents(execution.spec.execution_id, [], execution.nextSeq, agentSeq);
+      return;
+    }
+    const reports: Array<ReportMessage & { type: 'execution.events' }> = [];
     let batch: TranscriptEvent[] = [];
     let bytes = 0;
-    const flush = () => {
+    const cut = () => {
       if (batch.length === 0) return;
-      this.options.outbox.enqueueEvents(
-        { type: 'execution.events', id: newId('msg'), execution_id: execution.spec.execution_id, epoch: execution.spec.epoch, events: batch },
-        execution.nextSeq,
-      );
+      reports.push({ type: 'execution.events', id: newId('msg'), execution_id: execution.spec.execution_id, epoch: execution.spec.epoch, events: batch });
       batch = [];
       bytes = 0;
     };
     for (const event of events) {
       const size = JSON.stringify(event.data).length;
-      if (batch.length >= MAX_EVENTS_PER_BATCH || (bytes + size > MAX_REPORT_BYTES && batch.length > 0)) flush();
+      if (batch.length >= MAX_EVENTS_PER_BATCH || (bytes + size > MAX_REPORT_BYTES && batch.length > 0)) cut();
       batch.push({ seq: execution.nextSeq++, ts: event.ts, kind: event.kind, data: event.data });
       bytes += size;
     }
-    flush();
+    cut();
+    this.options.outbox.enqueueEvents(execution.spec.execution_id, reports, execution.nextSeq, agentSeq);
     this.options.notify();
   }
 
@@ -470,4 +571,10 @@ function withPushErrors(result: AgentResult): string | null {
   if (errors.length === 0) return result.summary;
   const text = [result.summary, ...errors].filter(Boolean).join('; ');
   return text.length > 4000 ? `${text.slice(0, 3990)} …` : text;
+}
+
+function detachable(): Pick<Execution, 'detachSignal' | 'detach'> {
+  let detach!: () => void;
+  const detachSignal = new Promise<undefined>((resolve) => (detach = () => resolve(undefined)));
+  return { detachSignal, detach };
 }

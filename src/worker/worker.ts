@@ -153,13 +153,28 @@ export class Worker {
   /** Check the backend, recover leftovers, and connect. */
   async start(): Promise<void> {
     await this.backend.init();
-    this.leftovers = await this.backend.recover(this.options.config.workerId);
+    const { workerId } = this.options.config;
+    const known = this.outbox.executions();
+    // Task environments that outlived the previous run (containers): take them over first.
+    const reattached = this.backend.reattach ? await this.backend.reattach(workerId, known.map((l) => ({ executionId: l.executionId, epoch: l.epoch }))) : [];
+    this.leftovers = await this.backend.recover(workerId);
     for (const leftover of this.leftovers) {
       this.log.warn({ execution: leftover.executionId, wasRunning: leftover.wasRunning, detail: leftover.detail }, 'worker:leftover:found');
     }
+    const resumed = new Set<string>();
+    for (const found of reattached) {
+      const local = known.find((l) => l.executionId === found.executionId);
+      if (!local || local.epoch !== found.epoch) continue;
+      resumed.add(found.executionId);
+      this.log.info({ execution: found.executionId, detail: found.detail }, 'worker:reattached');
+      void this.runner.resume(local, found).then(() => {
+        this.claimWaiting();
+        this.connection.sendHeartbeat();
+      });
+    }
     // Executions the previous run recorded but the backend found nothing of: the server will
     // reconcile them as lost when our hello does not list them.
-    for (const local of this.outbox.executions()) this.outbox.forgetExecution(local.executionId);
+    for (const local of known) if (!resumed.has(local.executionId)) this.outbox.forgetExecution(local.executionId);
     this.connection.start();
     this.log.info({ backend: this.backend.name, concurrency: this.options.config.concurrency, server: this.options.config.serverUrl }, 'worker:started');
   }
@@ -230,7 +245,9 @@ export class Worker {
 
   /**
    * Drain (first SIGTERM): take no new work, wait for running tasks up to the drain timeout,
-   * stop what remains, deliver every report, exit.
+   * stop what remains, deliver every report, exit. On a backend whose task environments outlive
+   * the worker (docker), running tasks are detached instead: they keep running, and the next
+   * start of this worker reattaches to them.
    */
   drain(): Promise<void> {
     if (this.stopped) return this.stopped;
@@ -238,6 +255,16 @@ export class Worker {
     this.declineWaiting('worker is draining');
     this.log.info({ running: this.runner.running, timeoutMs: this.options.config.drainTimeoutMs }, 'worker:draining');
     this.connection.sendHeartbeat();
+    if (this.backend.reattach) {
+      // Task environments survive this process (containers): leave them running for the next
+      // start of this worker, which reattaches to them (within the server's lease period).
+      this.log.info({ running: this.runner.running }, 'worker:detaching');
+      this.stopped = (async () => {
+        await this.runner.detachAll();
+        await this.finish();
+      })();
+      return this.stopped;
+    }
     this.stopped = (async () => {
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), this.options.config.drainTimeoutMs).unref());
       if ((await Promise.race([this.runner.idle().then(() => 'idle' as const), timeout])) === 'timeout') {

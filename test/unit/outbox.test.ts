@@ -27,7 +27,7 @@ describe('outbox', () => {
     const outbox = new Outbox(dir);
     outbox.rememberExecution(spec, 1);
     outbox.enqueue({ type: 'execution.started', id: 'a', execution_id: spec.execution_id, epoch: 2 });
-    outbox.enqueueEvents({ type: 'execution.events', id: 'b', execution_id: spec.execution_id, epoch: 2, events: [{ seq: 1, ts: 1, kind: 'status', data: {} }] }, 2);
+    outbox.enqueueEvents(spec.execution_id, [{ type: 'execution.events', id: 'b', execution_id: spec.execution_id, epoch: 2, events: [{ seq: 1, ts: 1, kind: 'status', data: {} }] }], 2);
     outbox.enqueue({ type: 'execution.finished', id: 'c', execution_id: spec.execution_id, epoch: 2, outcome: 'succeeded', exit_code: 0, failure_reason: null, message: null });
     outbox.ack('a');
     outbox.close();
@@ -40,6 +40,28 @@ describe('outbox', () => {
     reopened.ack('c');
     reopened.ack('c'); // a repeated ack is harmless
     expect(reopened.size).toBe(0);
+    reopened.close();
+  });
+
+  it('keeps what a reattached execution needs across a reopen: agent seq (with its events, atomically), tokens and result', () => {
+    const dir = stateDir();
+    const outbox = new Outbox(dir);
+    outbox.rememberExecution(spec, 1);
+    expect(outbox.execution(spec.execution_id)).toMatchObject({ agentSeq: 0, taskToken: null, llmToken: null, result: undefined });
+    const events = (id: string, seq: number) => ({ type: 'execution.events' as const, id, execution_id: spec.execution_id, epoch: 2, events: [{ seq, ts: 1, kind: 'status' as const, data: {} }] });
+    outbox.enqueueEvents(spec.execution_id, [events('e1', 1), events('e2', 2)], 3, 7);
+    outbox.enqueueEvents(spec.execution_id, [events('e3', 3)], 4); // the worker's own event: agent seq unchanged
+    outbox.saveExecutionState(spec.execution_id, { taskToken: 'tok', llmToken: 'allt.x', result: { outcome: 'succeeded', exit_code: 0, summary: 'done' } });
+    outbox.close();
+    const reopened = new Outbox(dir);
+    expect(reopened.execution(spec.execution_id)).toMatchObject({
+      nextSeq: 4,
+      agentSeq: 7,
+      taskToken: 'tok',
+      llmToken: 'allt.x',
+      result: { outcome: 'succeeded', exit_code: 0, summary: 'done' },
+    });
+    expect(reopened.pending(0, 10).map((p) => p.message.id)).toEqual(['e1', 'e2', 'e3']);
     reopened.close();
   });
 

@@ -67,6 +67,16 @@ export interface Leftover {
   detail: string;
 }
 
+/** A task environment a previous run of this worker left running, taken over by this run. */
+export interface Reattached {
+  executionId: string;
+  epoch: number;
+  prepared: PreparedEnvironment;
+  running: RunningExecution;
+  /** What was found, for people: "container 3f2a… running for 4 min". */
+  detail: string;
+}
+
 export interface Backend {
   readonly name: 'direct' | 'docker' | 'kubernetes' | 'command';
   /** Check prerequisites once at worker start; throw an error that says what to fix. */
@@ -85,6 +95,12 @@ export interface Backend {
    * what was found. Called once at start, before the worker takes work.
    */
   recover(workerId: string): Promise<Leftover[]>;
+  /**
+   * Backends whose task environments survive a worker restart (docker): find those of `known`
+   * executions (the ones this worker's outbox still holds) and take them over, running or
+   * exited. Called at start before `recover`, which then handles everything not taken over.
+   */
+  reattach?(workerId: string, known: ReadonlyArray<{ executionId: string; epoch: number }>): Promise<Reattached[]>;
   /** Release resources held by the backend itself (not task environments). */
   close(): Promise<void>;
 }

@@ -26,7 +26,7 @@ export interface ModelHandler {
 const SETTLE_TIMEOUT_MS = 2_000;
 
 export class ExecutionModelRoute {
-  private readonly totals: Usage = { input_tokens: 0, output_tokens: 0, requests: 0 };
+  private totals: Usage = { input_tokens: 0, output_tokens: 0, requests: 0 };
   private readonly pending = new Set<Promise<void>>();
   /** In-flight calls, aborted together when the execution ends. */
   private readonly inFlight = new Set<AbortController>();
@@ -38,7 +38,14 @@ export class ExecutionModelRoute {
     readonly route: 'byollm' | 'control-plane',
     /** The worker's redactor over every string of a body, keeping its shape (identity by default). */
     private readonly redact: <T>(body: T) => T = (body) => body,
-  ) {}
+    /** Totals so far (an execution resumed by a restarted worker), and a hook told of every change. */
+    persistence: { initial?: Usage; onChange?: (totals: Usage) => void } = {},
+  ) {
+    if (persistence.initial) this.totals = { ...persistence.initial };
+    this.onChange = persistence.onChange;
+  }
+
+  private readonly onChange: ((totals: Usage) => void) | undefined;
 
   /** The task gateway's `llm` option. */
   handle = async (request: LlmRequest): Promise<LlmResponse> => {
@@ -59,9 +66,11 @@ export class ExecutionModelRoute {
   };
 
   private add(usage: LlmUsage | null): void {
-    if (!usage) return;
-    this.totals.input_tokens += usage.input_tokens;
-    this.totals.output_tokens += usage.output_tokens;
+    if (usage) {
+      this.totals.input_tokens += usage.input_tokens;
+      this.totals.output_tokens += usage.output_tokens;
+    }
+    this.onChange?.(this.usage);
   }
 
   /** The execution ended (or was stopped): abort every call still running, refuse new ones. */

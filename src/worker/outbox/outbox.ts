@@ -14,8 +14,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { ExecutionSpec } from '../../protocol/task.js';
 import type { ReportMessage } from '../../protocol/worker-messages.js';
+import type { ExecutionSpec, Usage } from '../../protocol/task.js';
 
 export interface LocalExecution {
   executionId: string;
@@ -24,6 +24,16 @@ export interface LocalExecution {
   nextSeq: number;
   spec: ExecutionSpec;
   createdAt: number;
+  /** The highest event seq of the agent's that is stored (its uploads resume after it). */
+  agentSeq: number;
+  /** The task gateway's token, which the agent holds: a reattached gateway must accept it again. */
+  taskToken: string | null;
+  /** The execution's newest token for the control plane's LLM gateway. */
+  llmToken: string | null;
+  /** The result the agent reported, once it did (the outcome is decided from it at the end). */
+  result: unknown;
+  /** Model usage metered so far. */
+  usage: Usage | undefined;
 }
 
 interface OutboxRow {
@@ -37,6 +47,11 @@ interface ExecutionRow {
   next_seq: number;
   spec: string;
   created_at: number;
+  agent_seq: number;
+  task_token: string | null;
+  llm_token: string | null;
+  result: string | null;
+  usage: string | null;
 }
 
 export class Outbox {
@@ -46,6 +61,7 @@ export class Outbox {
   private readonly pendingStmt: Database.Statement<[number, number], OutboxRow>;
   private readonly countStmt: Database.Statement<[], { n: number }>;
   private readonly setSeqStmt: Database.Statement<[number, string]>;
+  private readonly setAgentSeqStmt: Database.Statement<[number, string]>;
 
   constructor(stateDir: string) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -68,11 +84,17 @@ export class Outbox {
         created_at INTEGER NOT NULL
       );
     `);
+    // Columns for reattaching to executions that outlive a worker restart (added to older files).
+    const columns = new Set(this.db.prepare<[], { name: string }>('PRAGMA table_info(executions)').all().map((c) => c.name));
+    for (const [name, type] of [['agent_seq', 'INTEGER NOT NULL DEFAULT 0'], ['task_token', 'TEXT'], ['llm_token', 'TEXT'], ['result', 'TEXT'], ['usage', 'TEXT']] as const) {
+      if (!columns.has(name)) this.db.exec(`ALTER TABLE executions ADD COLUMN ${name} ${type}`);
+    }
     this.insertStmt = this.db.prepare('INSERT OR IGNORE INTO outbox (id, execution_id, body) VALUES (?, ?, ?)');
     this.deleteStmt = this.db.prepare('DELETE FROM outbox WHERE id = ?');
     this.pendingStmt = this.db.prepare('SELECT position, body FROM outbox WHERE position > ? ORDER BY position LIMIT ?');
     this.countStmt = this.db.prepare('SELECT count(*) AS n FROM outbox');
     this.setSeqStmt = this.db.prepare('UPDATE executions SET next_seq = ? WHERE execution_id = ?');
+    this.setAgentSeqStmt = this.db.prepare('UPDATE executions SET agent_seq = max(agent_seq, ?) WHERE execution_id = ?');
   }
 
   /** Durably store a report; returns its position in the send order. */
@@ -81,14 +103,25 @@ export class Outbox {
   }
 
   /**
-   * Store an events report and advance the execution's seq counter in one transaction, so a
-   * crash can never leave a seq assigned twice or a gap.
+   * Store events reports of one execution and advance its seq counter in one transaction, so a
+   * crash can never leave a seq assigned twice or a gap. `agentSeq`, when the events came from
+   * the agent, records the agent's last seq in the same transaction: after a restart its uploads
+   * resume exactly after what was stored (nothing lost, nothing twice).
    */
-  enqueueEvents(message: ReportMessage & { type: 'execution.events' }, nextSeq: number): void {
+  enqueueEvents(executionId: string, messages: ReadonlyArray<ReportMessage & { type: 'execution.events' }>, nextSeq: number, agentSeq?: number): void {
     this.db.transaction(() => {
-      this.insertStmt.run(message.id, message.execution_id, JSON.stringify(message));
-      this.setSeqStmt.run(nextSeq, message.execution_id);
+      for (const message of messages) this.insertStmt.run(message.id, message.execution_id, JSON.stringify(message));
+      this.setSeqStmt.run(nextSeq, executionId);
+      if (agentSeq !== undefined) this.setAgentSeqStmt.run(agentSeq, executionId);
     })();
+  }
+
+  /** Remember what a reattached execution needs: the task token, a renewed LLM token, the agent's result. */
+  saveExecutionState(executionId: string, state: { taskToken?: string; llmToken?: string; result?: unknown; usage?: Usage }): void {
+    if (state.usage !== undefined) this.db.prepare('UPDATE executions SET usage = ? WHERE execution_id = ?').run(JSON.stringify(state.usage), executionId);
+    if (state.taskToken !== undefined) this.db.prepare('UPDATE executions SET task_token = ? WHERE execution_id = ?').run(state.taskToken, executionId);
+    if (state.llmToken !== undefined) this.db.prepare('UPDATE executions SET llm_token = ? WHERE execution_id = ?').run(state.llmToken, executionId);
+    if (state.result !== undefined) this.db.prepare('UPDATE executions SET result = ? WHERE execution_id = ?').run(JSON.stringify(state.result), executionId);
   }
 
   ack(id: string): void {
@@ -156,5 +189,10 @@ function toLocal(row: ExecutionRow): LocalExecution {
     nextSeq: row.next_seq,
     spec: JSON.parse(row.spec) as ExecutionSpec,
     createdAt: row.created_at,
+    agentSeq: row.agent_seq,
+    taskToken: row.task_token,
+    llmToken: row.llm_token,
+    result: row.result === null ? undefined : (JSON.parse(row.result) as unknown),
+    usage: row.usage === null ? undefined : (JSON.parse(row.usage) as Usage),
   };
 }

@@ -87,6 +87,11 @@ export interface TaskGatewayOptions {
   onDiff?: (index: number, diff: Buffer) => Promise<void>;
   /** Credentials for one of the task's repositories, or null when the worker has none for it. */
   gitCredential?: (query: GitCredentialQuery) => Promise<GitCredential | null>;
+  /**
+   * Resuming an execution a previous worker process served (a reattached container): the
+   * highest agent seq already stored, and the result the agent already reported, if any.
+   */
+  resume?: { lastSeq: number; result?: AgentResult };
   log?: Log;
 }
 
@@ -107,6 +112,10 @@ export class TaskGateway {
 
   constructor(private readonly options: TaskGatewayOptions) {
     this.log = options.log ?? silentLog;
+    if (options.resume) {
+      this.lastSeq = options.resume.lastSeq;
+      if (options.resume.result) this.result = { value: options.resume.result, taken: Promise.resolve() };
+    }
     this.app = Fastify({
       logger: false,
       bodyLimit: MAX_REQUEST_BODY_BYTES,
