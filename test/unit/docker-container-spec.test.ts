@@ -105,7 +105,7 @@ describe('containerSpec', () => {
       SecurityOpt: ['no-new-privileges'],
       NetworkMode: 'tasks',
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${64 * 1024 ** 2}` },
+      Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,size=${64 * 1024 ** 2}` },
       Runtime: 'runsc',
       PidsLimit: 64,
       Memory: 2 * GiB,

@@ -91,9 +91,14 @@ function envList(env: Record<string, string>): string[] {
   });
 }
 
-/** `rw,nosuid,nodev,size=…`: scratch space, but no set-uid binaries or device nodes planted in it. */
+/**
+ * The /tmp of a read-only root: scratch space where no set-uid binary or device node planted in
+ * it takes effect. `exec` is explicit because the engine otherwise adds `noexec`, and build tools
+ * run what they write to TMPDIR (`go test` binaries, native extensions being built) — while the
+ * task's working directory is executable anyway, so noexec here would break them and stop nothing.
+ */
 export function tmpfsOptions(sizeBytes: number): string {
-  return `rw,nosuid,nodev,size=${sizeBytes}`;
+  return `rw,exec,nosuid,nodev,size=${sizeBytes}`;
 }
 
 function checkInput(input: ContainerSpecInput): void {
