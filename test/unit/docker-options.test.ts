@@ -2,10 +2,11 @@
  * The docker backend's `docker:` block: defaults, normalisation, cross-field checks, per-task
  * sizes — and every bad value refused with a message naming `docker.<field>` and the fix.
  */
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/protocol/errors.js';
 import {
@@ -176,6 +177,17 @@ describe('docker options', () => {
 
   it('allows a volume under /tmp with a read-only root', () => {
     expect(resolve({ read_only_root: true, volumes: [`${dir}/cache:/tmp/cache`] }).volumes).toHaveLength(1);
+  });
+});
+
+describe('docs/configuration.md', () => {
+  it("documents a docker: block that parses (the example cannot rot)", () => {
+    const doc = readFileSync(path.join(import.meta.dirname, '../../docs/configuration.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('### Docker backend (`docker:`)'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(yaml).toBeDefined();
+    const parsed = parseDockerFileConfig((parseYaml(yaml!) as { docker: unknown }).docker);
+    expect(parsed).toMatchObject({ network: 'airlock-tasks', read_only_root: true, user: '1000:1000', memory: 4 * GiB, max_cpus: 8 });
   });
 });
 
