@@ -35,7 +35,7 @@ if ! command -v docker >/dev/null 2>&1; then
   fail "the docker CLI is not installed; install docker.io (e.g. sudo apt-get install docker.io) or run npm test as root, which provisions it"
 fi
 if ! info_err=$(docker info 2>&1 >/dev/null); then
-  fail "the Docker Engine does not answer (${DOCKER_HOST:-unix:///var/run/docker.sock}): $(printf '%s' "$info_err" | tail -n 2 | tr '\n' ' ')— start dockerd (npm test starts it when run as root) or point DOCKER_HOST at a running engine"
+  fail "the Docker Engine does not answer at ${DOCKER_HOST:-unix:///var/run/docker.sock} ($(printf '%s' "$info_err" | tail -n 2 | tr '\n' ' ' | sed 's/ *$//')) — start dockerd (npm test starts it when run as root) or point DOCKER_HOST at a running engine"
 fi
 
 current() { docker image inspect --format "{{ index .Config.Labels \"$LABEL\" }}" "$TAG" 2>/dev/null || true; }
@@ -108,14 +108,12 @@ url=$(mirror)
 rootfs=$(mktemp -d "${TMPDIR:-/tmp}/airlock-test-image.XXXXXX")
 # --one-file-system: if debootstrap died with /proc or /sys still mounted in the target, never
 # descend into them.
-trap 'umount -l "$rootfs/proc" "$rootfs/sys" 2>/dev/null || true; rm -rf --one-file-system "$rootfs" "$tarball.partial"' EXIT
-say "building $TAG with debootstrap from $url (about 2 minutes)"
+trap 'umount -l "$rootfs/proc" "$rootfs/sys" 2>/dev/null || true; rm -rf --one-file-system "$rootfs" "$rootfs.log" "$tarball.partial"' EXIT
+say "building $TAG with debootstrap from $url (a minute or two)"
 if ! debootstrap --variant="$VARIANT" --include="$INCLUDE" "$SUITE" "$rootfs" "$url" >"$rootfs.log" 2>&1; then
   tail -n 20 "$rootfs.log" >&2
-  rm -f "$rootfs.log"
   fail "debootstrap of $SUITE from $url failed (log tail above); check that apt can reach the mirror"
 fi
-rm -f "$rootfs.log"
 # Downloaded packages and apt's indexes are dead weight in the image.
 rm -rf "${rootfs:?}"/var/cache/apt/archives/*.deb "${rootfs:?}"/var/lib/apt/lists/*
 tar --numeric-owner -C "$rootfs" -cf "$tarball.partial" .
