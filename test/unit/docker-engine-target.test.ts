@@ -101,9 +101,9 @@ describe('resolveEngineTarget', () => {
     expect(message).toContain('— use unix:///path/to/docker.sock, or tcp://host:port (with DOCKER_TLS_VERIFY=1 for TLS)');
   });
 
-  it('shows the refused value without credentials, and cut short', () => {
+  it('shows the refused value with its password masked, and cut short', () => {
     const withPassword = refusal({ DOCKER_HOST: 'tcp://admin:hunter2@10.0.0.5:2375' }).message;
-    expect(withPassword).toContain('DOCKER_HOST="tcp://***@10.0.0.5:2375"');
+    expect(withPassword).toContain('DOCKER_HOST="tcp://admin:***@10.0.0.5:2375"');
     expect(withPassword).not.toContain('hunter2');
     const { message } = refusal({ DOCKER_HOST: `bogus://${'x'.repeat(500)}` });
     expect(message.length).toBeLessThan(300);

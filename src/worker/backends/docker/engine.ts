@@ -101,8 +101,8 @@ export function resolveEngineTarget(env: EngineEnv): EngineTarget {
   if (value === undefined || value === '') {
     return { kind: 'unix', socketPath: DEFAULT_SOCKET, options: { socketPath: DEFAULT_SOCKET }, description: `unix://${DEFAULT_SOCKET} (default socket)` };
   }
-  // Shown in errors: without any user:password@ part, and cut short.
-  const safe = value.replace(/\/\/[^/@]*@/, '//***@');
+  // Shown in errors: with any password masked (user:***@), and cut short.
+  const safe = value.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
   const shown = JSON.stringify(safe.length > 80 ? `${safe.slice(0, 80)}…` : safe);
   const bad = (problem: string): never => {
     throw new ValidationError(`DOCKER_HOST=${shown} ${problem} — ${SUPPORTED}`, { field: 'DOCKER_HOST' });
