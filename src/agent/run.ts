@@ -24,6 +24,7 @@ import { getHarness, harnessNames } from './harness/index.js';
 import type { HarnessContext, HarnessResult } from './harness/harness.js';
 import { GatewayClient, GatewayRequestError, parseGatewayAddress } from './report/client.js';
 import { Reporter } from './report/reporter.js';
+import { HELPER_COMMAND } from './workspace/credential-helper.js';
 import { collect, gatewayCredentialSource, prepare, type PreparedRepository } from './workspace/index.js';
 
 export const EXIT_USAGE = 2;
@@ -44,6 +45,13 @@ const FINAL_REPORT_DEADLINE_MS = 30_000;
 
 export interface RunAgentOptions {
   env: NodeJS.ProcessEnv;
+  /**
+   * The command that started this runtime, without its subcommand — `[node, <root>/bin/airlock.js,
+   * 'agent']` from the package, `[node, <agent.mjs>]` from the bundle (agent/commands.ts). git
+   * runs it again, with `git-credential <action>`, as the credential helper of the agent's clone
+   * and push.
+   */
+  selfCommand: readonly string[];
   /** Where diagnostics go (default: process.stderr). They stay in the task environment. */
   stderr?: (line: string) => void;
   /** Turn SIGTERM/SIGINT into a cancel (default true; tests that embed the runtime turn it off). */
@@ -85,7 +93,7 @@ export async function runAgent(options: RunAgentOptions): Promise<number> {
       say(`airlock agent run: could not get this execution's spec: ${describeError(err)}`);
       return err instanceof GatewayRequestError && err.status === 0 ? EXIT_GATEWAY_UNAVAILABLE : EXIT_INTERNAL;
     }
-    return await runExecution(client, token, spec, env, say, options.handleSignals ?? true);
+    return await runExecution(client, token, spec, { ...options, say, handleSignals: options.handleSignals ?? true });
   } finally {
     client.close();
   }
@@ -109,9 +117,7 @@ async function runExecution(
   client: GatewayClient,
   token: string,
   spec: ExecutionSpec,
-  env: NodeJS.ProcessEnv,
-  say: (line: string) => void,
-  handleSignals: boolean,
+  { env, selfCommand, say, handleSignals }: { env: NodeJS.ProcessEnv; selfCommand: readonly string[]; say: (line: string) => void; handleSignals: boolean },
 ): Promise<number> {
   const reporter = new Reporter(client, { warn: say });
   const poller = new ControlPoller(client, { warn: say });
@@ -141,7 +147,8 @@ async function runExecution(
     } else {
       const workdir = env[AGENT_ENV.workdir] || process.cwd();
       const emit: HarnessContext['emit'] = (kind, data) => reporter.emit(kind, data);
-      const workspace = { env: harnessEnv(env), emit, credentials: gatewayCredentialSource(client), keepDiff: (index: number, diff: Buffer) => client.putDiff(index, diff) };
+      const credentials = { source: gatewayCredentialSource(client), helper: [...selfCommand, HELPER_COMMAND] };
+      const workspace = { env: harnessEnv(env), emit, credentials, keepDiff: (index: number, diff: Buffer) => client.putDiff(index, diff) };
       // Clone the repositories and run the setup commands (workspace/prepare.ts).
       const preparation = await prepare(spec, { ...workspace, workdir, signal: abort.signal });
       let prepared: PreparedRepository[] = [];

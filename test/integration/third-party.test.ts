@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAgent } from '../../src/agent/run.js';
+import { packageSelfCommand } from '../../src/cli/agent.js';
 import { startModelProxy } from '../../src/agent/harness/model-proxy.js';
 import { DUMMY_API_KEY } from '../../src/agent/harness/cli-agent.js';
 import { createModelRouter, parseModelsConfig } from '../../src/llm/index.js';
@@ -162,6 +163,7 @@ async function runTheAgent(extraEnv: Record<string, string> = {}): Promise<numbe
       no_proxy: '127.0.0.1,localhost',
       ...extraEnv,
     },
+    selfCommand: packageSelfCommand(),
     stderr: (line) => stderr.push(line),
     handleSignals: false,
     specDeadlineMs: 2_000,

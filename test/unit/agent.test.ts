@@ -8,6 +8,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAgent } from '../../src/agent/run.js';
+import { packageSelfCommand } from '../../src/cli/agent.js';
 import { getHarness, harnessNames } from '../../src/agent/harness/index.js';
 import { GatewayClient, parseGatewayAddress } from '../../src/agent/report/client.js';
 import { Reporter } from '../../src/agent/report/reporter.js';
@@ -65,7 +66,7 @@ function agentEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 
 async function run(extra: Record<string, string> = {}): Promise<{ code: number; stderr: string[] }> {
   const stderr: string[] = [];
-  const code = await runAgent({ env: agentEnv(extra), stderr: (line) => stderr.push(line), handleSignals: false, specDeadlineMs: 500 });
+  const code = await runAgent({ env: agentEnv(extra), selfCommand: packageSelfCommand(), stderr: (line) => stderr.push(line), handleSignals: false, specDeadlineMs: 500 });
   return { code, stderr };
 }
 
@@ -100,17 +101,17 @@ afterEach(async () => {
 describe('runAgent: environment', () => {
   it('exits 2 with a clear message when the gateway variables are missing', async () => {
     const stderr: string[] = [];
-    expect(await runAgent({ env: { PATH: '/bin' }, stderr: (l) => stderr.push(l), handleSignals: false })).toBe(2);
+    expect(await runAgent({ env: { PATH: '/bin' }, stderr: (l) => stderr.push(l), handleSignals: false, selfCommand: packageSelfCommand() })).toBe(2);
     expect(stderr.join('\n')).toMatch(/AIRLOCK_GATEWAY and AIRLOCK_TASK_TOKEN are not set/);
     stderr.length = 0;
-    expect(await runAgent({ env: { AIRLOCK_GATEWAY: 'unix:/x' }, stderr: (l) => stderr.push(l), handleSignals: false })).toBe(2);
+    expect(await runAgent({ env: { AIRLOCK_GATEWAY: 'unix:/x' }, stderr: (l) => stderr.push(l), handleSignals: false, selfCommand: packageSelfCommand() })).toBe(2);
     expect(stderr.join('\n')).toMatch(/AIRLOCK_TASK_TOKEN is not set/);
   });
 
   it('exits 2 when AIRLOCK_GATEWAY is not an address it understands', async () => {
     const stderr: string[] = [];
     const env = { AIRLOCK_GATEWAY: 'ftp://somewhere', AIRLOCK_TASK_TOKEN: 't' };
-    expect(await runAgent({ env, stderr: (l) => stderr.push(l), handleSignals: false })).toBe(2);
+    expect(await runAgent({ env, stderr: (l) => stderr.push(l), handleSignals: false, selfCommand: packageSelfCommand() })).toBe(2);
     expect(stderr.join('\n')).toMatch(/expected unix:\/path\/to\/socket or http:\/\/host:port/);
   });
 

@@ -18,6 +18,7 @@ import type { FollowUpMessage, HarnessContext, HarnessResult } from '../../src/a
 import { getHarness } from '../../src/agent/harness/index.js';
 import { parseGatewayAddress } from '../../src/agent/report/client.js';
 import { runAgent } from '../../src/agent/run.js';
+import { packageSelfCommand } from '../../src/cli/agent.js';
 import { createModelRouter, parseModelsConfig } from '../../src/llm/index.js';
 import type { AgentEvent, AgentResult } from '../../src/protocol/gateway.js';
 import type { Budget, EventKind, ExecutionSpec } from '../../src/protocol/task.js';
@@ -468,6 +469,7 @@ describe('airlock agent run with the builtin harness', () => {
     try {
       const code = await runAgent({
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TMPDIR: dir, AIRLOCK_GATEWAY: `unix:${socketPath}`, AIRLOCK_TASK_TOKEN: 'test-token-0123456789abcdef', AIRLOCK_WORKDIR: repo },
+        selfCommand: packageSelfCommand(),
         stderr: () => undefined,
         handleSignals: false,
         specDeadlineMs: 500,
@@ -538,6 +540,7 @@ describe('the builtin harness through the model router', () => {
       try {
         const code = await runAgent({
           env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TMPDIR: dir, AIRLOCK_GATEWAY: `unix:${socketPath}`, AIRLOCK_TASK_TOKEN: 'test-token-0123456789abcdef', AIRLOCK_WORKDIR: repo },
+          selfCommand: packageSelfCommand(),
           stderr: () => undefined,
           handleSignals: false,
           specDeadlineMs: 500,

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAgent } from '../../src/agent/run.js';
+import { packageSelfCommand } from '../../src/cli/agent.js';
 import { WorkspaceError, cloneDirectories, prepareWorkspace } from '../../src/agent/workspace/prepare.js';
 import { capUtf8, commitMessage } from '../../src/agent/workspace/results.js';
 import type { AgentEvent, AgentResult, GitCredentialQuery } from '../../src/protocol/gateway.js';
@@ -123,6 +124,7 @@ async function run(execution: ExecutionSpec, extraEnv: Record<string, string> = 
       AIRLOCK_WORKDIR: workdir,
       ...extraEnv,
     },
+    selfCommand: packageSelfCommand(),
     stderr: (line) => stderr.push(line),
     handleSignals: false,
     specDeadlineMs: 500,
@@ -234,7 +236,7 @@ describe('workspace preparation', () => {
       env: { PATH: process.env.PATH, HOME: dir, TMPDIR: path.join(dir, 'tmp') },
       emit: () => undefined,
       signal: new AbortController().signal,
-      credentials: async () => null,
+      credentials: { source: async () => null, helper: [...packageSelfCommand(), 'git-credential'] },
     };
     for (const url of [`ext::sh -c touch% ${marker}`, `ext::touch ${marker}`, 'file:///etc', '--upload-pack=touch /tmp/x', '-oProxyCommand=x', 'http://example.com/x', 'https://user:pw@example.com/x', '/srv/../etc', 'fd::3']) {
       const error = await prepareWorkspace(spec({ repositories: [{ url }] }), context).then(

@@ -6,6 +6,8 @@
  */
 import net from 'node:net';
 
+/** The agent runtime's subcommand git runs as its credential helper (`<runtime> git-credential get`). */
+export const HELPER_COMMAND = 'git-credential';
 /** Where the helper finds the bridge, and the key it proves itself with. */
 export const BRIDGE_ENV = { socket: 'AIRLOCK_GIT_CREDENTIAL_SOCKET', key: 'AIRLOCK_GIT_CREDENTIAL_KEY' } as const;
 export const MAX_LINE_BYTES = 16 * 1024;

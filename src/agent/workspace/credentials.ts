@@ -1,8 +1,10 @@
 /**
  * Git credentials for the agent's clone and push, fetched from the task gateway on demand.
  *
- * git runs `airlock agent git-credential get` (set as `credential.helper` in the git step's
- * command-line config). That helper does not hold the task token: it asks a *credential bridge*
+ * git runs this agent runtime's own `git-credential get` (set as `credential.helper` in the git
+ * step's command-line config: `<node> <bin/airlock.js> agent git-credential` from the package,
+ * `<node> <agent.mjs> git-credential` from the bundle — whichever entry started this process, as
+ * its caller says in `GitCredentials.helper`). That helper does not hold the task token: it asks a *credential bridge*
  * the agent opens for the duration of one git step — a Unix socket in the agent's private temp
  * directory, guarded by a random one-step key — and the bridge asks the gateway
  * (`POST /v1/git/credential`) with the task token, which never leaves the agent process.
@@ -19,7 +21,6 @@ import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { constantTimeEqual } from '../../lib/constant-time.js';
 import { GATEWAY_PATHS, GitCredential, type GitCredentialQuery } from '../../protocol/gateway.js';
 import { GatewayRequestError, type GatewayClient } from '../report/client.js';
@@ -42,9 +43,15 @@ export function gatewayCredentialSource(client: GatewayClient): CredentialSource
   };
 }
 
-/** `bin/airlock.js` of this installation (this file is <root>/{src,dist}/agent/workspace/). */
-export function airlockBin(): string {
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'airlock.js');
+/** What a git step needs to get credentials: where they come from, and the helper git runs. */
+export interface GitCredentials {
+  source: CredentialSource;
+  /**
+   * argv of the credential helper, without the action git appends: this runtime's own
+   * `git-credential` command (agent/commands.ts). Never derived from import.meta.url here: once
+   * bundled, that is the bundle's URL, not this file's.
+   */
+  helper: readonly string[];
 }
 
 function shellQuote(value: string): string {
@@ -65,16 +72,18 @@ export class CredentialBridge {
   private constructor(
     private readonly server: net.Server,
     readonly socketPath: string,
+    private readonly helper: readonly string[],
   ) {}
 
   /** Open a bridge for one git step. Always `close()` it when the step ends. */
-  static async open(source: CredentialSource, tmpdir: string = os.tmpdir()): Promise<CredentialBridge> {
+  static async open(credentials: GitCredentials, tmpdir: string = os.tmpdir()): Promise<CredentialBridge> {
+    if (credentials.helper.length === 0) throw new Error('the git credential helper command is empty — pass the agent runtime\'s own command to runAgent (selfCommand)');
     const name = `airlock-gc-${randomBytes(8).toString('hex')}.sock`;
     let socketPath = path.join(tmpdir, name);
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) socketPath = path.join('/tmp', name);
     const server = net.createServer();
-    const bridge = new CredentialBridge(server, socketPath);
-    server.on('connection', (socket) => bridge.serve(socket, source));
+    const bridge = new CredentialBridge(server, socketPath, credentials.helper);
+    server.on('connection', (socket) => bridge.serve(socket, credentials.source));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ path: socketPath, readableAll: false, writableAll: false }, () => resolve());
@@ -84,7 +93,8 @@ export class CredentialBridge {
 
   /** Command-line git settings that make git ask this bridge (and nothing else) for credentials. */
   gitSettings(): Array<[string, string]> {
-    const helper = `!${shellQuote(process.execPath)} ${shellQuote(airlockBin())} agent git-credential`;
+    // `!` makes git run it through the shell, with the action (get/store/erase) appended.
+    const helper = `!${this.helper.map(shellQuote).join(' ')}`;
     return [
       ['credential.helper', ''], // forget every helper from config files (caches, stores, the host's)
       ['credential.helper', helper],

@@ -7,7 +7,7 @@
 import type { AgentResult } from '../../protocol/gateway.js';
 import type { EventKind, ExecutionSpec, RepositoryArtifacts } from '../../protocol/task.js';
 import type { HarnessResult } from '../harness/harness.js';
-import type { CredentialSource } from './credentials.js';
+import type { GitCredentials } from './credentials.js';
 import { WorkspaceCancelled, WorkspaceError, prepareWorkspace, type PreparedRepository } from './prepare.js';
 import { collectResults } from './results.js';
 
@@ -19,7 +19,7 @@ export interface WorkspaceStepContext {
   env: NodeJS.ProcessEnv;
   emit(kind: EventKind, data: Record<string, unknown>): void;
   signal: AbortSignal;
-  credentials: CredentialSource;
+  credentials: GitCredentials;
   /** Hands the worker a repository's full diff when the reported one was cut (the task gateway's PUT /v1/diff). */
   keepDiff?: (index: number, diff: Buffer) => Promise<void>;
 }

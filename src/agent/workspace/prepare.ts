@@ -20,7 +20,7 @@ import path from 'node:path';
 import { GitRef, repositoryUrlProblem } from '../../protocol/environment.js';
 import { workingBranch, type EventKind, type ExecutionSpec } from '../../protocol/task.js';
 import { runProcess } from '../harness/process.js';
-import { CredentialBridge, type CredentialSource } from './credentials.js';
+import { CredentialBridge, type GitCredentials } from './credentials.js';
 import { GitError, git, gitEnvironment, lastLines } from './git.js';
 
 /** Setup installs dependencies: half an hour unless the environment says otherwise. */
@@ -53,8 +53,8 @@ export interface WorkspaceContext {
   env: NodeJS.ProcessEnv;
   emit(kind: EventKind, data: Record<string, unknown>): void;
   signal: AbortSignal;
-  /** Where git credentials come from (the task gateway). */
-  credentials: CredentialSource;
+  /** Where git credentials come from (the task gateway), and the helper git asks. */
+  credentials: GitCredentials;
 }
 
 export interface PreparedRepository {

@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MAX_KEPT_DIFF_BYTES } from '../../protocol/gateway.js';
 import { MAX_REPORTED_DIFF_BYTES, type ExecutionSpec, type RepositoryArtifacts } from '../../protocol/task.js';
-import { CredentialBridge, type CredentialSource } from './credentials.js';
+import { CredentialBridge, type GitCredentials } from './credentials.js';
 import { GitError, git, gitEnvironment, lastLines } from './git.js';
 import { EMPTY_TREE, type PreparedRepository } from './prepare.js';
 
@@ -31,7 +31,7 @@ const MAX_MESSAGE_BODY_CHARS = 16 * 1024;
 
 export interface ResultsContext {
   env: NodeJS.ProcessEnv;
-  credentials: CredentialSource;
+  credentials: GitCredentials;
   emit(kind: 'status' | 'lifecycle' | 'error', data: Record<string, unknown>): void;
   /** Hands the worker a repository's full diff when the reported one was cut. */
   keepDiff?: (index: number, diff: Buffer) => Promise<void>;
