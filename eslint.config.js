@@ -1,6 +1,7 @@
 // Lint: type-aware async rules, no import cycles, and the plane boundaries of style.md:
 // server/ and worker/ never import each other; agent/ imports only protocol/ and lib/;
-// protocol/, lib/ and llm/ (model routing, shared by worker and server) import no plane at all.
+// protocol/, lib/ and llm/ (model routing, shared by worker and server) import no plane at all;
+// what the agent bundle holds (agent/, protocol/, lib/) imports zod as a namespace.
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
@@ -11,6 +12,16 @@ const forbid = (...names) => ({
     message: `This folder must not import src/${name}/ (see docs/architecture.md, "Layout").`,
   })),
 });
+// What the agent runtime imports is bundled into one file (scripts/bundle-agent.js). zod's named
+// `z` export keeps all of zod in it (400 KB of locales alone); the namespace import lets esbuild
+// drop what the agent does not use.
+const zodAsNamespace = [
+  'error',
+  {
+    selector: "ImportDeclaration[source.value='zod'] > ImportSpecifier[imported.name='z']",
+    message: "Write `import * as z from 'zod'`: the named `z` keeps all of zod in the agent bundle (scripts/bundle-agent.js).",
+  },
+];
 
 export default tseslint.config(
   // examples/ holds sample repositories for the agent to work on: their code is not ours.
@@ -39,6 +50,7 @@ export default tseslint.config(
   { files: ['src/worker/**'], rules: { 'no-restricted-imports': ['error', forbid('server', 'agent', 'cli')] } },
   { files: ['src/agent/**'], rules: { 'no-restricted-imports': ['error', forbid('server', 'worker', 'cli')] } },
   { files: ['src/protocol/**', 'src/lib/**', 'src/llm/**'], rules: { 'no-restricted-imports': ['error', forbid(...planes)] } },
+  { files: ['src/agent/**', 'src/protocol/**', 'src/lib/**'], rules: { 'no-restricted-syntax': zodAsNamespace } },
   {
     files: ['test/**', 'bench/**', '*.js', 'scripts/**'],
     rules: {

@@ -7,7 +7,7 @@
  * environment is always one a worker can act on without re-checking shapes (it still treats the
  * strings as hostile when it runs them).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TeamName } from './names.js';
 
 /** A checkout is a handful of repositories; 20 leaves room for monorepo-plus-tools setups. */

@@ -15,7 +15,7 @@
  *                                       (OpenAI Chat Completions, OpenAI Responses, Anthropic
  *                                       Messages; streaming or not), routed by the worker
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { EventData, EventKind, MAX_EVENTS_PER_BATCH, RepositoryArtifacts, StopReason } from './task.js';
 import { MAX_REPOSITORIES } from './environment.js';
 

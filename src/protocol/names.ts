@@ -1,5 +1,5 @@
 /** Names chosen by operators that appear in paths, labels and logs: kept narrow on purpose. */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Worker ids are chosen by operators and appear in paths, labels and logs, so they are narrow:

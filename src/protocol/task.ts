@@ -3,7 +3,7 @@
  * worker protocol and on the task gateway. One zod schema each: the validators, the TypeScript
  * types and the published JSON Schemas / OpenAPI document all come from here.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { EXECUTION_STATES, FAILURE_REASONS, TASK_STATES } from './lifecycle.js';
 import { TeamName, WorkerId } from './names.js';
 import { EnvironmentId, GitRef, Repository, environmentFields } from './environment.js';

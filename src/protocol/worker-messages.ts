@@ -9,7 +9,7 @@
  * - Every message about an execution carries its `epoch`; a message whose epoch is not the
  *   execution's current one is refused with `lease_lost` (fencing).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { Artifacts, ExecutionId, ExecutionSpec, FailureReason, TranscriptEvent, Usage, WorkerId, MAX_EVENTS_PER_BATCH } from './task.js';
 import { TERMINAL_OUTCOMES } from './lifecycle.js';
 

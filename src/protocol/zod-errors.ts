@@ -3,7 +3,7 @@
  * where we can tell, the fix. Used at every edge: API bodies, config files, CLI flags, protocol
  * messages, task gateway requests.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ValidationError } from './errors.js';
 
 function pathOf(issue: z.core.$ZodIssue, prefix: string): string {

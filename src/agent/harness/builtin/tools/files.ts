@@ -7,7 +7,7 @@
  */
 import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { errorText, resolveToolPath } from './paths.js';
 import { fail, type Tool, type ToolResult } from './types.js';
 

@@ -7,7 +7,7 @@
  * not JSON or do not fit the schema, and tools that throw all become `ok: false` results telling
  * the model what to change.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { editFileTool, readFileTool, writeFileTool } from './files.js';
 import { grepTool, listFilesTool } from './search.js';
 import { shellTool } from './shell.js';

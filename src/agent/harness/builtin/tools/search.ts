@@ -8,7 +8,7 @@
  */
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BINARY_SNIFF_BYTES } from './files.js';
 import { globMatcher, GlobSyntaxError } from './glob.js';
 import { truncateMiddle } from './output.js';

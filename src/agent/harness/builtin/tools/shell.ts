@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { z } from 'zod';
+import * as z from 'zod';
 import { HeadTail } from './output.js';
 import { fail, type Tool, type ToolContext, type ToolResult } from './types.js';
 

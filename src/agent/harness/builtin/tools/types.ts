@@ -6,7 +6,7 @@
  * Invariant: `run` never throws and never rejects — a bad tool call costs the model one turn, it
  * never ends the run. `runToolCall` (index.ts) enforces it for tools that slip.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 export interface ToolResult {
   ok: boolean;
