@@ -4,12 +4,12 @@
 // Run by `npm run build`; the output is not committed.
 //
 // Invariant: the file imports nothing but node: builtins. This script checks that (esbuild's own
-// record of the output's imports) and fails the build naming the offender.
+// record of the output's imports) before writing it, and fails the build naming the offender.
 // Not minified: a stack trace from a task environment should point at readable code. Whitespace
 // minification would save about a quarter of the size and no measurable start-up time (see
 // docs/performance.md), so it is not worth the unreadable traces.
 import { builtinModules } from 'node:module';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -21,6 +21,7 @@ const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const result = await build({
   entryPoints: [join(root, 'src', 'agent', 'main.ts')],
   outfile,
+  write: false,
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -41,9 +42,11 @@ const foreign = output.imports.filter((i) => !i.path.startsWith('node:') && !bui
 if (foreign.length > 0) {
   process.stderr.write(
     `bundle-agent: ${relative(root, outfile)} would import ${[...new Set(foreign.map((i) => `${i.path} (${i.kind})`))].join(', ')} at run time, ` +
-      'which a task environment does not have — import it statically from src/agent, src/protocol or src/lib so esbuild inlines it\n',
+      'which a task environment does not have — it must be inlined: import it with a static specifier, and do not mark it external\n',
   );
   process.exit(1);
 }
+mkdirSync(dirname(outfile), { recursive: true });
+writeFileSync(outfile, result.outputFiles[0].contents);
 const modules = Object.keys(output.inputs).length;
 process.stderr.write(`bundle-agent: ${relative(root, outfile)} written, ${(output.bytes / 1024).toFixed(0)} KiB (${output.bytes} bytes) from ${modules} modules\n`);

@@ -13,8 +13,10 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+// Nothing here imports run.ts: commands.ts loads it for `run` only, and esbuild then initializes
+// it (and the protocol schemas it builds) on use: git's helper calls skip that (docs/performance.md).
 import { parseAgentCommand, runAgentCommand } from './commands.js';
-import { EXIT_INTERNAL, EXIT_USAGE } from './run.js';
+import { EXIT_INTERNAL, EXIT_USAGE } from './exit-status.js';
 
 // Bundled, import.meta.url is the bundle's own URL: exactly the file to run again.
 const self = [process.execPath, fileURLToPath(import.meta.url)];

@@ -13,13 +13,15 @@
  *   which alone holds the task token.
  * - Processes the harness starts never see the task token: it is removed from their environment.
  * - Exit status: the harness's exit code (0 for success); 2 when the environment is not set up
- *   (missing/invalid variables); 69 when the gateway cannot be reached; 70 for an internal error.
+ *   (missing/invalid variables); 69 when the gateway cannot be reached; 70 for an internal error
+ *   (exit-status.ts).
  */
 import { AGENT_ENV, type AgentResult } from '../protocol/gateway.js';
 import { describeError } from '../protocol/errors.js';
 import type { ExecutionSpec } from '../protocol/task.js';
 import { Backoff } from '../lib/backoff.js';
 import { ControlPoller } from './control.js';
+import { EXIT_GATEWAY_UNAVAILABLE, EXIT_INTERNAL, EXIT_USAGE } from './exit-status.js';
 import { getHarness, harnessNames } from './harness/index.js';
 import type { HarnessContext, HarnessResult } from './harness/harness.js';
 import { GatewayClient, GatewayRequestError, parseGatewayAddress } from './report/client.js';
@@ -27,11 +29,6 @@ import { Reporter } from './report/reporter.js';
 import { HELPER_COMMAND } from './workspace/credential-helper.js';
 import { collect, gatewayCredentialSource, prepare, type PreparedRepository } from './workspace/index.js';
 
-export const EXIT_USAGE = 2;
-/** sysexits EX_UNAVAILABLE: the task gateway could not be reached. */
-export const EXIT_GATEWAY_UNAVAILABLE = 69;
-/** sysexits EX_SOFTWARE: a bug or an unexpected condition in the agent runtime. */
-export const EXIT_INTERNAL = 70;
 /** What a cancelled harness that reports no exit code exits with: 128 + SIGTERM, as a shell would. */
 const EXIT_CANCELLED = 143;
 
