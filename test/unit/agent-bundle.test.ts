@@ -2,7 +2,8 @@
 // copied alone into a directory outside the repository, where nothing resolves node_modules, and
 // run as `<node> agent.mjs run` by the direct backend against a real TaskGateway — the shell
 // harness, and an https clone and push whose credentials git gets from the bundle's own
-// `git-credential` helper. Also: its usage error, and that it imports only node: builtins.
+// `git-credential` helper, from a directory whose name needs quoting. Also: its usage error, and
+// that it imports only node: builtins.
 // Needs `npm run build`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +30,8 @@ let bundle: string;
 let outside: string;
 
 beforeAll(async () => {
-  outside = await mkdtemp(path.join(os.tmpdir(), 'al-bundle-'));
+  // A mount point can be called anything: the credential helper setting must quote it for git's shell.
+  outside = await mkdtemp(path.join(os.tmpdir(), "al bundle 'q' $HOME-"));
   bundle = path.join(outside, 'agent.mjs');
   await copyFile(await checkBundledAgentRuntime(), bundle);
 });
