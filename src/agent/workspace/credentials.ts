@@ -4,10 +4,10 @@
  * git runs this agent runtime's own `git-credential get` (set as `credential.helper` in the git
  * step's command-line config: `<node> <bin/airlock.js> agent git-credential` from the package,
  * `<node> <agent.mjs> git-credential` from the bundle — whichever entry started this process, as
- * its caller says in `GitCredentials.helper`). That helper does not hold the task token: it asks a *credential bridge*
- * the agent opens for the duration of one git step — a Unix socket in the agent's private temp
- * directory, guarded by a random one-step key — and the bridge asks the gateway
- * (`POST /v1/git/credential`) with the task token, which never leaves the agent process.
+ * its caller says in `GitCredentials.helper`). That helper does not hold the task token: it asks
+ * a *credential bridge* the agent opens for the duration of one git step — a Unix socket in the
+ * agent's private temp directory, guarded by a random one-step key — and the bridge asks the
+ * gateway (`POST /v1/git/credential`) with the task token, which never leaves the agent process.
  *
  * Invariants:
  * - The bridge exists only while the agent's own clone or push runs (no task code runs then);
