@@ -14,11 +14,12 @@ import { ModelsConfig } from '../llm/config.js';
 import { ValidationError } from '../protocol/errors.js';
 import { WorkerId } from '../protocol/task.js';
 import { parseOrThrow } from '../protocol/zod-errors.js';
+import { DockerFileConfig, parseDockerFileConfig, resolveDockerOptions, type DockerOptions } from './backends/docker/options.js';
 import { HarnessesConfig, resolveHarnessTemplates, type HarnessTemplate } from './harness-templates.js';
 import { ForgeConfig, resolveForges, type ForgeRule } from './forge/config.js';
 import { GitCredentialConfig, resolveGitCredentials, type GitCredentialRule } from './git-credentials.js';
 
-export const BACKENDS = ['direct'] as const;
+export const BACKENDS = ['direct', 'docker'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** Environment variable names a task may receive: the portable POSIX shape. */
@@ -63,6 +64,8 @@ export const WorkerFileConfig = z.strictObject({
   git_credentials: z.array(GitCredentialConfig).optional(),
   /** Where to open pull/merge requests for pushed branches. */
   forges: z.array(ForgeConfig).optional(),
+  /** The docker backend's options (backends/docker/options.ts). */
+  docker: DockerFileConfig.optional(),
 });
 export type WorkerFileConfig = z.infer<typeof WorkerFileConfig>;
 
@@ -83,6 +86,10 @@ export interface WorkerFlags {
   teardownCommand?: string;
   drainTimeout?: string;
   logLevel?: string;
+  /** docker backend */
+  defaultImage?: string;
+  pullPolicy?: string;
+  volume?: string[];
 }
 
 export interface WorkerConfig {
@@ -112,6 +119,8 @@ export interface WorkerConfig {
   gitCredentials: GitCredentialRule[];
   /** `forges:` with the tokens looked up in the worker's environment. */
   forges: ForgeRule[];
+  /** The docker backend's resolved options (null for other backends). */
+  docker: DockerOptions | null;
 }
 
 /** Setup commands install things: minutes, not seconds. Teardown should be quick. */
@@ -203,6 +212,16 @@ export function resolveWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv, 
     'log level',
     '--log-level',
   );
+  const setupCommand = flags.setupCommand ?? file.setup_command ?? null;
+  const teardownCommand = flags.teardownCommand ?? file.teardown_command ?? null;
+  if (backend !== 'direct' && (setupCommand !== null || teardownCommand !== null)) {
+    throw new ValidationError(
+      `${setupCommand !== null ? 'setup_command' : 'teardown_command'} runs on the worker's host and applies to the direct backend only — with the ${backend} backend, build what tasks need into the image, or give the environment setup commands (they run inside the task environment)`,
+    );
+  }
+  if (backend !== 'docker' && (flags.defaultImage !== undefined || flags.pullPolicy !== undefined || (flags.volume?.length ?? 0) > 0)) {
+    throw new ValidationError(`--default-image, --pull-policy and --volume apply to the docker backend — add --backend docker, or remove them`);
+  }
   return {
     serverUrl,
     apiKey,
@@ -214,8 +233,8 @@ export function resolveWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv, 
     noCleanup: flags.cleanup === false || file.no_cleanup === true,
     stateDir,
     workspaceRoot: absolute(flags.workspaceRoot ?? file.workspace_root ?? resolve(stateDir, 'ws')),
-    setupCommand: flags.setupCommand ?? file.setup_command ?? null,
-    teardownCommand: flags.teardownCommand ?? file.teardown_command ?? null,
+    setupCommand,
+    teardownCommand,
     setupTimeoutMs: file.setup_timeout ?? DEFAULT_SETUP_TIMEOUT_MS,
     teardownTimeoutMs: file.teardown_timeout ?? DEFAULT_TEARDOWN_TIMEOUT_MS,
     drainTimeoutMs: drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
@@ -225,7 +244,22 @@ export function resolveWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv, 
     models: file.models ?? null,
     gitCredentials: resolveGitCredentials(file.git_credentials ?? [], env),
     forges: resolveForges(file.forges ?? [], env),
+    docker: backend === 'docker' ? resolveDocker(file.docker, flags) : null,
   };
+}
+
+/** The docker block with the flags merged in (flags win; -v adds to the file's volumes). */
+function resolveDocker(file: DockerFileConfig | undefined, flags: WorkerFlags): DockerOptions {
+  const merged = parseDockerFileConfig(
+    {
+      ...file,
+      ...(flags.defaultImage !== undefined ? { default_image: flags.defaultImage } : {}),
+      ...(flags.pullPolicy !== undefined ? { pull_policy: flags.pullPolicy } : {}),
+      ...(flags.volume?.length ? { volumes: [...(file?.volumes ?? []), ...flags.volume] } : {}),
+    },
+    'docker backend options (config file docker: and flags)',
+  );
+  return resolveDockerOptions(merged);
 }
 
 function defaultWorkerId(): string {

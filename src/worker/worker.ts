@@ -9,7 +9,8 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { describeError } from '../protocol/errors.js';
 import type { ServerMessage } from '../protocol/worker-messages.js';
 import type { Backend, Leftover } from './backends/backend.js';
-import { defaultAgentCommand } from './backends/agent-command.js';
+import { bundledAgentRuntime, defaultAgentCommand } from './backends/agent-command.js';
+import { DockerBackend } from './backends/docker/backend.js';
 import { DirectBackend } from './backends/direct/index.js';
 import type { WorkerConfig } from './config.js';
 import { ServerConnection } from './connection/connection.js';
@@ -44,6 +45,14 @@ export function createBackend(config: WorkerConfig, log: Logger): Backend {
         teardownCommand: config.teardownCommand ?? undefined,
         setupTimeoutMs: config.setupTimeoutMs,
         teardownTimeoutMs: config.teardownTimeoutMs,
+        log,
+      });
+    case 'docker':
+      return new DockerBackend({
+        docker: config.docker!,
+        workspaceRoot: config.workspaceRoot,
+        runtime: { node: process.execPath, bundle: bundledAgentRuntime() },
+        noCleanup: config.noCleanup,
         log,
       });
   }

@@ -145,6 +145,8 @@ export class ServerConnection {
 
   private armReadTimeout(): void {
     clearTimeout(this.readTimer);
+    // A frame can still arrive during the close handshake: a stopped connection arms nothing.
+    if (this.stopped) return;
     this.readTimer = setTimeout(() => {
       this.log.warn({ silentForMs: this.leaseTtlMs }, 'no message from the server for a whole lease period; reconnecting');
       this.ws?.terminate();
