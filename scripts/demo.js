@@ -6,15 +6,16 @@
 //   1. the scripted model server — a TEST DOUBLE that replays examples/demo/model-script.yaml
 //      over the OpenAI wire API (it is not a model; a real provider goes in its place in production);
 //   2. `airlock server` on SQLite in a temporary directory, and two API keys from `airlock admin`;
-//   3. `airlock worker` on the direct backend, whose YAML config routes model calls straight to
-//      the scripted server (BYOLLM: they never pass through the control plane);
+//   3. `airlock worker` on the direct backend (or `--backend docker`: one hardened container per
+//      task, from a local image with Node and npm), whose YAML config routes model calls straight
+//      to the scripted server (BYOLLM: they never pass through the control plane);
 //   4. `airlock task create --harness builtin --repo <sample repo> --push --wait`.
 // Then it checks out the task's result branch in the sample repository and runs its tests.
 //
 // Exit status: 0 only if the sample repository's failing test passes on the result branch.
 // Set AIRLOCK_DEMO_KEEP=1 to keep the temporary directory for a look around.
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, linkSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,6 +27,16 @@ const exampleDir = path.join(root, 'examples', 'demo');
 
 const work = mkdtempSync(path.join(tmpdir(), 'airlock-demo-'));
 const children = [];
+
+/** `npm run demo -- --backend docker` runs the tasks in containers instead of host processes. */
+const backendArg = process.argv.indexOf('--backend');
+const backend = backendArg === -1 ? 'direct' : process.argv[backendArg + 1];
+if (backend !== 'direct' && backend !== 'docker') {
+  process.stderr.write(`demo: --backend must be direct or docker, not ${backend}\n`);
+  process.exit(2);
+}
+/** The docker demo's image: the test image (Debian, git) plus this machine's Node and npm, built locally. */
+const DEMO_IMAGE = 'airlock-demo/node:bookworm';
 
 function step(text) {
   process.stdout.write(`\n\x1b[1m▸ ${text}\x1b[0m\n`);
@@ -88,7 +99,46 @@ async function waitFor(what, check, timeoutMs = 20_000) {
   }
 }
 
+/**
+ * The image docker tasks run in: the sample's tests need Node and npm, and no registry is
+ * reachable, so it is built here FROM the locally built test image with this machine's own Node
+ * binary and npm (rebuilt when the Node version changes).
+ */
+function ensureDemoImage() {
+  const wanted = process.version;
+  let have = '';
+  try {
+    have = execFileSync('docker', ['image', 'inspect', '--format', '{{ index .Config.Labels "dev.airlock.demo.node" }}', DEMO_IMAGE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    /* not built yet */
+  }
+  if (have === wanted) return;
+  step(`Building the demo image ${DEMO_IMAGE} (the test image plus Node ${wanted} and npm)`);
+  execFileSync('bash', [path.join(root, 'scripts', 'test-image.sh')], { stdio: 'inherit' });
+  const context = path.join(work, 'image');
+  cpSync(path.dirname(path.dirname(realpathSync(path.join(path.dirname(process.execPath), 'npm')))), path.join(context, 'npm'), { recursive: true });
+  try {
+    linkSync(process.execPath, path.join(context, 'node'));
+  } catch {
+    cpSync(process.execPath, path.join(context, 'node'));
+  }
+  writeFileSync(
+    path.join(context, 'Dockerfile'),
+    [
+      'FROM airlock-test/debian:bookworm',
+      'COPY node /usr/local/bin/node',
+      'COPY npm /usr/local/lib/node_modules/npm',
+      'RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm && node --version && npm --version',
+      `LABEL dev.airlock.demo.node=${wanted}`,
+      '',
+    ].join('\n'),
+  );
+  execFileSync('docker', ['build', '--quiet', '--tag', DEMO_IMAGE, context], { stdio: ['ignore', 'inherit', 'inherit'] });
+  rmSync(context, { recursive: true, force: true });
+}
+
 async function main() {
+  if (backend === 'docker') ensureDemoImage();
   step(`Preparing the sample repository (a tiny invoice library whose total is wrong) in ${work}/invoice`);
   const repo = path.join(work, 'invoice');
   cpSync(path.join(exampleDir, 'repo'), repo, { recursive: true });
@@ -114,14 +164,16 @@ async function main() {
   background('server', ['server', '--data-dir', dataDir, '--port', String(port)]);
   await waitFor('the server', async () => fetch(`${server}/readyz`).then((r) => r.ok, () => false));
 
-  step('Starting a worker (direct backend) whose model calls go straight to the scripted server (BYOLLM)');
+  step(`Starting a worker (${backend} backend) whose model calls go straight to the scripted server (BYOLLM)`);
   const workerConfig = path.join(work, 'worker.yaml');
   writeFileSync(
     workerConfig,
     [
       `server: ${server}`,
       'worker_id: demo-worker',
-      'backend: direct',
+      `backend: ${backend}`,
+      // Docker: the sample repository is mounted at the same path, so the task clones and pushes it as on the host.
+      ...(backend === 'docker' ? ['docker:', `  default_image: ${DEMO_IMAGE}`, '  volumes:', `    - ${work}:${work}`] : []),
       `state_dir: ${path.join(work, 'worker-state')}`,
       `workspace_root: ${path.join(work, 'ws')}`,
       'models:',
