@@ -79,3 +79,32 @@ describe('worker configuration', () => {
     expect(() => resolveWorkerConfig({ config: file('drain_timeout: soon\n'), ...base }, {}, '/')).toThrow(/drain_timeout/);
   });
 });
+
+describe('worker configuration: the docker backend', () => {
+  const docker: WorkerFlags = { ...base, backend: 'docker' };
+
+  it('merges the docker: block and the flags (flags win, -v adds volumes)', () => {
+    const host = mkdtempSync(join(tmpdir(), 'al-vol-'));
+    const extra = mkdtempSync(join(tmpdir(), 'al-vol-'));
+    const path = file(`backend: docker\ndocker:\n  default_image: file/image:1\n  memory: 1g\n  volumes: ["${host}:/data:ro"]\n`);
+    const config = resolveWorkerConfig({ ...base, config: path, defaultImage: 'flag/image:2', pullPolicy: 'never', volume: [`${extra}:/extra`] }, {}, '/srv');
+    expect(config.backend).toBe('docker');
+    expect(config.docker).toMatchObject({ defaultImage: 'flag/image:2', pullPolicy: 'never', memoryBytes: 1024 ** 3, network: 'none' });
+    expect(config.docker?.volumes.map((v) => `${v.containerPath}:${v.readOnly ? "ro" : "rw"}`)).toEqual(['/data:ro', '/extra:rw']);
+  });
+
+  it.each([
+    ['a volume with ..', { volume: ['/tmp/../etc:/x'] }, /\.\./],
+    ['a relative host path', { volume: ['data:/x'] }, /absolute/],
+    ['the Docker socket', { volume: ['/var/run/docker.sock:/var/run/docker.sock'] }, /socket/],
+    ['a missing host path', { volume: ['/nonexistent/airlock-test:/x'] }, /does not exist|no such/i],
+    ['a bad pull policy', { pullPolicy: 'sometimes' }, /pull_policy/],
+  ])('refuses %s with a message naming it', (_what, flags, message) => {
+    expect(() => resolveWorkerConfig({ ...docker, ...flags }, {}, '/srv')).toThrow(message);
+  });
+
+  it('refuses docker flags without --backend docker, and host setup commands with it', () => {
+    expect(() => resolveWorkerConfig({ ...base, defaultImage: 'x' }, {}, '/srv')).toThrow(/apply to the docker backend — add --backend docker/);
+    expect(() => resolveWorkerConfig({ ...docker, setupCommand: 'make deps' }, {}, '/srv')).toThrow(/setup_command runs on the worker's host and applies to the direct backend only/);
+  });
+});
