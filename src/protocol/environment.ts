@@ -1,13 +1,15 @@
 /**
  * Environments: a team's named, reusable recipe for tasks — an image, repositories to clone,
- * setup commands, and the NAMES of variables a task may receive from its worker. Values never
- * pass through the control plane: a worker resolves names against its own environment.
+ * setup commands, the NAMES of variables a task may receive from its worker, and the task's
+ * size (CPUs, memory). Values never pass through the control plane: a worker resolves names
+ * against its own environment.
  *
  * Invariant: everything here is validated at the API edge and again by the CLI, so a stored
  * environment is always one a worker can act on without re-checking shapes (it still treats the
  * strings as hostile when it runs them).
  */
 import * as z from 'zod';
+import { formatByteSize, parseByteSize } from '../lib/byte-size.js';
 import { TeamName } from './names.js';
 
 /** A checkout is a handful of repositories; 20 leaves room for monorepo-plus-tools setups. */
@@ -26,6 +28,17 @@ export const MAX_REPOSITORY_URL_CHARS = 2048;
 export const MAX_REF_CHARS = 255;
 /** Longer names are almost certainly a value pasted by mistake. */
 export const MAX_VARIABLE_NAME_CHARS = 128;
+/** Docker's granularity for `--cpus`: a hundredth of a CPU. */
+export const MIN_TASK_CPUS = 0.01;
+/**
+ * A guard against typos (`2000` for `2`), not a capacity: more than any one machine a task runs
+ * on has. The real bound is the worker's (a docker worker's `docker.max_cpus`).
+ */
+export const MAX_TASK_CPUS = 256;
+/** Docker's own floor for a container's memory: it refuses less. */
+export const MIN_TASK_MEMORY_BYTES = 6 * 1024 ** 2;
+/** A typo guard like MAX_TASK_CPUS (`2t` for `2g`); the worker's `docker.max_memory` is the real bound. */
+export const MAX_TASK_MEMORY_BYTES = 1024 ** 4;
 
 export const EnvironmentId = z.string().regex(/^env_[a-z2-7]{20}$/, 'must be an environment id like env_…');
 
@@ -135,6 +148,105 @@ const Image = z
   .max(MAX_IMAGE_CHARS, `must be at most ${MAX_IMAGE_CHARS} characters`)
   .regex(/^[a-z0-9][A-Za-z0-9._/:@+-]*$/, 'must be an OCI image reference like ghcr.io/org/image:tag');
 
+/** A value quoted in an error message: short, and never able to break the message's line. */
+function quoted(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/**
+ * Why `value` is not a task's CPU count, or undefined if it is one: a JSON number, fractions
+ * allowed, from MIN_TASK_CPUS to MAX_TASK_CPUS. Worded to follow a field or flag name.
+ */
+export function cpusProblem(value: unknown): string | undefined {
+  if (typeof value !== 'number') return `must be a number of CPUs such as 2 or 0.5 (a JSON number), got ${typeof value === 'string' ? `the string ${quoted(value)}` : quoted(value)}`;
+  if (!Number.isFinite(value)) return `must be a finite number of CPUs such as 2 or 0.5, got ${value}`;
+  if (value < MIN_TASK_CPUS) return `must be at least ${MIN_TASK_CPUS} (a hundredth of a CPU), got ${value} — ask for a fraction such as 0.5, or leave cpus out for the worker's default`;
+  if (value > MAX_TASK_CPUS) return `must be at most ${MAX_TASK_CPUS}, got ${value} — ask for the CPUs the task needs (a docker worker allows at most its docker.max_cpus)`;
+  return undefined;
+}
+
+const SIZE_EXAMPLES = '"512m", "2g" or "1.5g" (units k, m, g, t are powers of 1024), or a whole number of bytes';
+
+/**
+ * Why `value` is not a task's memory size, or undefined if it is one: a size in Docker's syntax
+ * (lib/byte-size.ts) or a whole number of bytes, from 6m to 1t. Worded to follow a field or flag name.
+ */
+export function memoryProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string' && typeof value !== 'number') return `must be a size such as ${SIZE_EXAMPLES}, got ${quoted(value)}`;
+  if (typeof value === 'number' && !Number.isSafeInteger(value)) return `must be a whole number of bytes, got ${value} — or write a size such as "1.5g"`;
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) return `must be a size such as ${SIZE_EXAMPLES}, got ${quoted(value)}`;
+  if (bytes < MIN_TASK_MEMORY_BYTES) {
+    const plain = typeof value === 'number' || /^\d+$/.test(value) ? ` — a plain number is bytes: write ${String(value)}m for megabytes` : ' — ask for more, or leave memory out for the worker\'s default';
+    return `must be at least 6m (${formatByteSize(MIN_TASK_MEMORY_BYTES)}, Docker's floor), got ${quoted(value)} (${formatByteSize(bytes)})${plain}`;
+  }
+  if (bytes > MAX_TASK_MEMORY_BYTES) return `must be at most 1t (${formatByteSize(MAX_TASK_MEMORY_BYTES)}), got ${quoted(value)} — ask for the memory the task needs (a docker worker allows at most its docker.max_memory)`;
+  return undefined;
+}
+
+/** A zod schema from a `…Problem` function, with the JSON Schema the published documents show. */
+function checkedBy<T>(problem: (value: unknown) => string | undefined, jsonSchema: Record<string, unknown>) {
+  return z
+    .custom<T>(() => true)
+    .check((ctx) => {
+      const message = problem(ctx.value);
+      if (message !== undefined) ctx.issues.push({ code: 'custom', input: ctx.value, message });
+    })
+    .meta(jsonSchema);
+}
+
+export const Cpus = checkedBy<number>(cpusProblem, {
+  type: 'number',
+  minimum: MIN_TASK_CPUS,
+  maximum: MAX_TASK_CPUS,
+  description: `CPUs, fractions allowed (0.5): ${MIN_TASK_CPUS} – ${MAX_TASK_CPUS}`,
+});
+
+export const MemorySize = checkedBy<string | number>(memoryProblem, {
+  anyOf: [
+    { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?([kmgtKMGT]([iI]?[bB])?|[bB])?$', maxLength: 32 },
+    { type: 'integer', minimum: MIN_TASK_MEMORY_BYTES, maximum: MAX_TASK_MEMORY_BYTES },
+  ],
+  description: 'memory: a size such as 512m, 2g or 1.5g (binary units k, m, g, t), or bytes; 6m – 1t',
+});
+
+const SIZE_OBJECT = 'must be an object such as {"cpus": 2, "memory": "4g"} (either field may be left out)';
+
+/**
+ * A task's size: the CPUs and memory its container gets instead of the worker's defaults. The
+ * docker backend applies it, never beyond the worker's docker.max_cpus / docker.max_memory; the
+ * direct backend ignores it (its tasks are host processes without limits). Either field may be
+ * left out: that one stays the worker's default. Memory is kept as written ("2g" stays "2g").
+ */
+export const Resources = z.strictObject(
+  {
+    cpus: Cpus.optional(),
+    memory: MemorySize.optional(),
+  },
+  { error: (issue) => (issue.code === 'invalid_type' ? `${SIZE_OBJECT}, got ${quoted(issue.input)}` : undefined) },
+);
+export type Resources = z.infer<typeof Resources>;
+
+/** The same in a PATCH: a field given replaces that field, null clears it, absent leaves it. */
+export const ResourcesPatch = z.strictObject(
+  {
+    cpus: Cpus.nullable().optional(),
+    memory: MemorySize.nullable().optional(),
+  },
+  { error: (issue) => (issue.code === 'invalid_type' ? `${SIZE_OBJECT}, or null to clear both; got ${quoted(issue.input)}` : undefined) },
+);
+export type ResourcesPatch = z.infer<typeof ResourcesPatch>;
+
+/** A size as views show it (already validated when it was stored). */
+export const ResourcesView = z.object({
+  cpus: z.number().optional(),
+  memory: z.union([z.string(), z.number()]).optional(),
+});
+
 /** The recipe's fields, shared with the inline form a task may carry (task.ts). */
 export const environmentFields = {
   name: EnvironmentName.describe('unique in the team; lowercase letters, digits and "-"'),
@@ -144,6 +256,7 @@ export const environmentFields = {
   setup_timeout_seconds: z.number().int().min(1).max(MAX_SETUP_TIMEOUT_SECONDS),
   secret_names: uniqueNames('secret names').describe('names of secret variables the worker supplies to the task (never values)'),
   env_names: uniqueNames('variable names').describe('names of plain variables the worker passes through to the task (never values)'),
+  resources: Resources.describe("the task's size: {cpus?, memory?} instead of the worker's defaults (docker backend, bounded by docker.max_cpus / max_memory; the direct backend ignores it)"),
 };
 
 /** Body of `POST /api/v1/environments`. Unknown fields are refused so typos do not pass silently. */
@@ -155,6 +268,7 @@ export const EnvironmentCreate = z.strictObject({
   setup_timeout_seconds: environmentFields.setup_timeout_seconds.optional(),
   secret_names: environmentFields.secret_names.default([]),
   env_names: environmentFields.env_names.default([]),
+  resources: environmentFields.resources.optional(),
 });
 export type EnvironmentCreate = z.infer<typeof EnvironmentCreate>;
 
@@ -167,6 +281,7 @@ export const EnvironmentUpdate = z.strictObject({
   setup_timeout_seconds: environmentFields.setup_timeout_seconds.nullable().optional(),
   secret_names: environmentFields.secret_names.optional(),
   env_names: environmentFields.env_names.optional(),
+  resources: ResourcesPatch.nullable().optional().describe('changes only the size fields given (null clears one); null clears both'),
 });
 export type EnvironmentUpdate = z.infer<typeof EnvironmentUpdate>;
 
@@ -179,6 +294,7 @@ export const EnvironmentView = z.object({
   setup_timeout_seconds: z.number().int().nullable(),
   secret_names: z.array(z.string()),
   env_names: z.array(z.string()),
+  resources: ResourcesView.nullable().describe("the task size; null: the worker's defaults"),
   created_at: z.string(),
   updated_at: z.string(),
 });

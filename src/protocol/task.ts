@@ -6,7 +6,7 @@
 import * as z from 'zod';
 import { EXECUTION_STATES, FAILURE_REASONS, TASK_STATES } from './lifecycle.js';
 import { TeamName, WorkerId } from './names.js';
-import { EnvironmentId, GitRef, Repository, environmentFields } from './environment.js';
+import { EnvironmentId, GitRef, Repository, Resources, ResourcesView, environmentFields } from './environment.js';
 
 export { TeamName, WorkerId };
 
@@ -134,7 +134,8 @@ const promptSchema = z
 
 /**
  * The workspace recipe a task may carry inline: the same fields as an environment. With an
- * `environment_id` too, each inline field given replaces the environment's (inline wins).
+ * `environment_id` too, each inline field given replaces the environment's (inline wins); for
+ * `resources` that holds per size field (`{"memory": "8g"}` keeps the environment's cpus).
  */
 const inlineEnvironment = {
   image: environmentFields.image.optional(),
@@ -143,6 +144,7 @@ const inlineEnvironment = {
   setup_timeout_seconds: environmentFields.setup_timeout_seconds.optional(),
   secret_names: environmentFields.secret_names.optional(),
   env_names: environmentFields.env_names.optional(),
+  resources: environmentFields.resources.optional(),
 };
 
 /** Body of `POST /api/v1/tasks`. Unknown fields are refused so typos do not pass silently. */
@@ -199,6 +201,7 @@ export const TaskView = z.object({
   finished_at: z.string().nullable(),
   environment_id: z.string().nullable(),
   repositories: z.array(z.object({ url: z.string(), ref: z.string().optional() })),
+  resources: ResourcesView.nullable().describe("the task's size (environment merged with inline fields); null: the worker's defaults"),
   budget: Budget.nullable(),
   model: z.string().nullable(),
   push: z.boolean(),
@@ -265,6 +268,11 @@ export const ExecutionSpec = z.strictObject({
   model: z.string().nullable().optional(),
   push: z.boolean().optional(),
   pull_request: PullRequestOptions.nullable().optional(),
+  /**
+   * The task's size, sent only when it has one (a worker of an older version refuses fields it
+   * does not know, so the common task must not carry it); absent means the worker's defaults.
+   */
+  resources: Resources.optional(),
   /** For `command:<name>` harnesses: the argv template, filled in by the worker from its config. */
   harness_command: z.array(z.string()).optional(),
 });

@@ -19,6 +19,8 @@ function describeIssue(issue: z.core.$ZodIssue, where: string): string {
     case 'unrecognized_keys':
       return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} — remove ${issue.keys.length > 1 ? 'them' : 'it'} (check the spelling against the documentation)`;
     case 'invalid_type':
+      // A schema's own wording (it names the fix) wins over zod's default "Invalid input: …".
+      if (!issue.message.startsWith('Invalid input')) return `${where}: ${issue.message}`;
       return `${where}: expected ${issue.expected}${'input' in issue && issue.input === undefined ? ', but it is missing' : ''}`;
     case 'too_big':
       return `${where}: ${issue.message}`;

@@ -34,7 +34,7 @@ describe('environments: create, show, list', () => {
     const name = uniqueName();
     const res = await create(a, { name });
     expect(res.status, res.text).toBe(201);
-    expect(res.json).toMatchObject({ name, image: null, repositories: [], setup_commands: [], setup_timeout_seconds: null, secret_names: [], env_names: [] });
+    expect(res.json).toMatchObject({ name, image: null, repositories: [], setup_commands: [], setup_timeout_seconds: null, secret_names: [], env_names: [], resources: null });
     expect(res.json.id).toMatch(/^env_[a-z2-7]{20}$/);
     expect(res.headers.get('location')).toBe(`/api/v1/environments/${res.json.id}`);
     expect(res.json.created_at).toBe(res.json.updated_at);
@@ -57,6 +57,7 @@ describe('environments: create, show, list', () => {
       setup_timeout_seconds: 600,
       secret_names: ['GITHUB_TOKEN', 'NPM_TOKEN'],
       env_names: ['CI', '_DEBUG'],
+      resources: { cpus: 0.5, memory: '1.5g' },
     };
     const res = await create(a, body);
     expect(res.status, res.text).toBe(201);
@@ -102,6 +103,26 @@ describe('environments: PATCH and DELETE', () => {
     const cleared = await http(api.url, `/api/v1/environments/${created.id}`, { key: a.keys.member, method: 'PATCH', body: { setup_timeout_seconds: null } });
     expect(cleared.json.setup_timeout_seconds).toBeNull();
     expect(cleared.json.name).toBe(newName);
+  });
+
+  it('changes the size per field: a field given replaces it, null clears it, resources: null clears both', async () => {
+    const created = (await create(a, { name: uniqueName(), resources: { cpus: 2, memory: '4g' } })).json;
+    expect(created.resources).toEqual({ cpus: 2, memory: '4g' });
+    const patch = async (body: unknown) => {
+      const res = await http(api.url, `/api/v1/environments/${created.id}`, { key: a.keys.member, method: 'PATCH', body });
+      expect(res.status, res.text).toBe(200);
+      return res.json.resources;
+    };
+    expect(await patch({ resources: { cpus: 4 } })).toEqual({ cpus: 4, memory: '4g' });
+    expect(await patch({ image: 'alpine:3' })).toEqual({ cpus: 4, memory: '4g' });
+    expect(await patch({ resources: {} })).toEqual({ cpus: 4, memory: '4g' });
+    expect(await patch({ resources: { memory: 2_147_483_648 } })).toEqual({ cpus: 4, memory: 2_147_483_648 });
+    expect(await patch({ resources: { memory: null } })).toEqual({ cpus: 4 });
+    expect(await patch({ resources: null })).toBeNull();
+    expect(await patch({ resources: { memory: '512m' } })).toEqual({ memory: '512m' });
+    expect((await http(api.url, `/api/v1/environments/${created.id}`, { key: a.keys.member })).json.resources).toEqual({ memory: '512m' });
+    const audit = (await api.store.listAudit(a.team.id, 100)).find((e) => e.target === created.id && e.action === 'environment.update');
+    expect(audit?.detail).toMatchObject({ fields: ['resources'] });
   });
 
   it('refuses renaming onto a taken name with 409 and changes nothing', async () => {
@@ -171,6 +192,16 @@ describe('environments: hostile input', () => {
     ['fractional timeout', { name: 'x', setup_timeout_seconds: 1.5 }, /setup_timeout_seconds/],
     ['image too long', { name: 'x', image: 'a'.repeat(256) }, /image/],
     ['image with spaces', { name: 'x', image: 'alpine; rm -rf /' }, /image/],
+    ['zero CPUs', { name: 'x', resources: { cpus: 0 } }, /resources\.cpus: must be at least 0\.01 .*leave cpus out/],
+    ['negative CPUs', { name: 'x', resources: { cpus: -4 } }, /resources\.cpus: must be at least 0\.01/],
+    ['CPUs as a string', { name: 'x', resources: { cpus: '2' } }, /resources\.cpus: must be a number of CPUs such as 2 or 0\.5/],
+    ['huge CPUs', { name: 'x', resources: { cpus: 4096 } }, /resources\.cpus: must be at most 256/],
+    ['memory in an unknown unit', { name: 'x', resources: { memory: '5x' } }, /resources\.memory: must be a size such as "512m", "2g" or "1\.5g"/],
+    ['NaN-like memory', { name: 'x', resources: { memory: 'NaN' } }, /resources\.memory: must be a size/],
+    ['memory below 6m', { name: 'x', resources: { memory: 4096 } }, /resources\.memory: must be at least 6m .*plain number is bytes/],
+    ['memory above 1t', { name: 'x', resources: { memory: '1025g' } }, /resources\.memory: must be at most 1t/],
+    ['unknown size field', { name: 'x', resources: { cpu: 2 } }, /resources: unknown field "cpu" — remove it/],
+    ['size as a string', { name: 'x', resources: '2 CPUs' }, /resources: must be an object such as/],
   ];
   it.each(cases)('refuses %s with 400 naming the field', async (_label, body, mentions) => {
     expectError(await create(a, body), 400, 'validation', mentions);
@@ -183,6 +214,10 @@ describe('environments: hostile input', () => {
     expectError(await patch({ secret_names: ['TOKEN=abc'] }), 400, 'validation', /secret_names\[0\]/);
     expectError(await patch({ repositories: [{ url: 'file:///etc' }] }), 400, 'validation', /repositories\[0\]\.url/);
     expectError(await patch({ name: 'Bad Name' }), 400, 'validation', /name/);
+    expectError(await patch({ resources: { cpus: 0 } }), 400, 'validation', /resources\.cpus: must be at least 0\.01/);
+    expectError(await patch({ resources: { memory: '5x' } }), 400, 'validation', /resources\.memory: must be a size/);
+    expectError(await patch({ resources: { gpus: 1 } }), 400, 'validation', /resources: unknown field "gpus"/);
+    expectError(await patch({ resources: 'big' }), 400, 'validation', /resources: must be an object .*or null to clear both/);
     expect((await http(api.url, `/api/v1/environments/${created.id}`, { key: a.keys.member })).json).toEqual(created);
   });
 

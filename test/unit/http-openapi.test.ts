@@ -93,7 +93,7 @@ describe('the OpenAPI document', () => {
     expect(Object.keys(diff.responses['200'].content)).toEqual(['text/x-diff']);
     expect(diff.responses['200'].headers['x-airlock-diff-truncated']).toMatchObject({ schema: { type: 'string' } });
     expect(Object.keys(diff.responses)).toEqual(expect.arrayContaining(['200', '401', '404']));
-    for (const field of ['environment_id', 'repositories', 'budget', 'model', 'push', 'pull_request', 'image', 'setup_commands']) {
+    for (const field of ['environment_id', 'repositories', 'budget', 'model', 'push', 'pull_request', 'image', 'setup_commands', 'resources']) {
       expect(doc.components.schemas.TaskCreate.properties[field], field).toBeDefined();
     }
     // The request schema shows the harness default as optional; the view requires every field.
@@ -139,5 +139,14 @@ describe('the OpenAPI document', () => {
     expect(view({ ...created.json, artifacts: { ...sampleArtifacts(), stop_reason: 'bored' } })).toBe(false);
     expect(body({ prompt: 'x', environment_id: 'env_aaaaaaaaaaaaaaaaaaaa', budget: { max_turns: 3 }, push: true, pull_request: { draft: true } })).toBe(true);
     expect(body({ prompt: 'x', budget: { max_turns: 0 } })).toBe(false);
+    // The task size: its JSON Schema says what the validator says, as far as JSON Schema can.
+    expect(body({ prompt: 'x', resources: { cpus: 0.5, memory: '1.5g' } })).toBe(true);
+    expect(body({ prompt: 'x', resources: { memory: 2_147_483_648 } })).toBe(true);
+    for (const resources of [{ cpus: 0 }, { cpus: 257 }, { cpus: '2' }, { memory: '5x' }, { memory: 1024 }, { memory: 1.5 }, { gpus: 1 }]) {
+      expect(body({ prompt: 'x', resources }), JSON.stringify(resources)).toBe(false);
+    }
+    const sized = await http(api.url, '/api/v1/tasks', { key: team.keys.member, body: { prompt: 'echo', resources: { cpus: 2, memory: '4g' } } });
+    validate(responseRef('/api/v1/tasks', 'post', '201'), sized.json);
+    expect(view({ ...sized.json, resources: { cpus: '2' } })).toBe(false);
   });
 });

@@ -281,7 +281,7 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
           startedAt: null,
           finishedAt: null,
           environmentId: null,
-          recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [] },
+          recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [], cpus: null, memory: null },
           budget: null,
           model: null,
           push: false,
@@ -1042,6 +1042,8 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
         setupTimeoutSeconds: 600,
         secretNames: ['GH_TOKEN'],
         envNames: ['CI'],
+        cpus: 1.5,
+        memory: '3g',
       };
 
       function artifacts(summary: string): Artifacts {
@@ -1091,9 +1093,32 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
       it('gives a task created without them an empty recipe, no budget, no model, push off', async () => {
         const a = await team();
         const t = await task(a.id);
-        const none = { environmentId: null, recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [] }, budget: null, model: null, push: false, pullRequest: null };
+        const none = {
+          environmentId: null,
+          recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [], cpus: null, memory: null },
+          budget: null,
+          model: null,
+          push: false,
+          pullRequest: null,
+        };
         expect(t).toMatchObject(none);
         expect(await store.getTask(a.id, t.id)).toMatchObject(none);
+      });
+
+      it('keeps a task size on its own (migration 0005): fractional CPUs exactly, memory as written, bytes as a number', async () => {
+        const a = await team();
+        const empty = { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [] };
+        const sizes = [
+          { cpus: 0.1, memory: null },
+          { cpus: null, memory: 2_147_483_648 },
+          { cpus: 256, memory: '1.5G' },
+        ];
+        for (const size of sizes) {
+          const created = await store.createTask({ id: newId('tsk'), teamId: a.id, title: null, prompt: 'p', harness: 'shell', workerId: null, timeoutSeconds: null, now: tick(), recipe: { ...empty, ...size } });
+          expect((await store.getTask(a.id, created.id))?.recipe).toEqual({ ...empty, ...size });
+        }
+        const offered = await store.offerTasks({ teamId: a.id, workerId: 'w1', limit: 10, now: tick(), offerDeadline: now + OFFER_TTL, newExecutionId: () => newId('exe'), newOfferId: () => newId('off') });
+        expect(offered.map((o) => ({ cpus: o.task.recipe.cpus, memory: o.task.recipe.memory }))).toEqual(sizes);
       });
 
       it('records artifacts and usage with the finish; a replayed finish changes nothing', async () => {
@@ -1179,6 +1204,8 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
           setupTimeoutSeconds: null,
           secretNames: [],
           envNames: [],
+          cpus: null,
+          memory: null,
           now: tick(),
           ...overrides,
         };
@@ -1193,6 +1220,9 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
           setupTimeoutSeconds: 600,
           secretNames: ['GITHUB_TOKEN'],
           envNames: ['CI', 'NODE_ENV'],
+          // More significant digits than a 4-byte float keeps: the column must give it back exactly.
+          cpus: 1.23456789,
+          memory: '1.5g',
         });
         const created = await store.createEnvironment(full);
         const { now: at, ...fields } = full;
@@ -1236,6 +1266,20 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
         expect(await store.getEnvironment(t.id, env.id)).toEqual(updated);
         const untouched = await store.updateEnvironment(t.id, env.id, {}, tick());
         expect(untouched).toMatchObject({ name: 'two', setupCommands: ['make'], setupTimeoutSeconds: 60 });
+      });
+
+      it('changes one size field without the other, keeps memory as written or as bytes, and clears with null (migration 0005)', async () => {
+        const t = await team();
+        const env = await store.createEnvironment(environment(t.id, 'sized', { cpus: 2, memory: '4g' }));
+        expect(await store.getEnvironment(t.id, env.id)).toMatchObject({ cpus: 2, memory: '4g' });
+        expect(await store.updateEnvironment(t.id, env.id, { cpus: 0.25 }, tick())).toMatchObject({ cpus: 0.25, memory: '4g' });
+        expect(await store.updateEnvironment(t.id, env.id, { memory: 536_870_912 }, tick())).toMatchObject({ cpus: 0.25, memory: 536_870_912 });
+        expect(await store.updateEnvironment(t.id, env.id, { name: 'still-sized' }, tick())).toMatchObject({ cpus: 0.25, memory: 536_870_912 });
+        expect(await store.updateEnvironment(t.id, env.id, { cpus: null }, tick())).toMatchObject({ cpus: null, memory: 536_870_912 });
+        const cleared = await store.updateEnvironment(t.id, env.id, { memory: null }, tick());
+        expect(cleared).toMatchObject({ cpus: null, memory: null });
+        expect(await store.getEnvironment(t.id, env.id)).toEqual(cleared);
+        expect((await store.listEnvironments(t.id))[0]).toEqual(cleared);
       });
 
       it('refuses renaming onto a taken name, changing nothing', async () => {

@@ -12,6 +12,8 @@ import { newId } from '../../src/lib/ids.js';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { initialSchema } from '../../src/server/store/migrations/0001-initial.js';
 import { environmentsSchema } from '../../src/server/store/migrations/0002-environments.js';
+import { taskRecipesSchema } from '../../src/server/store/migrations/0003-task-recipes.js';
+import { llmUsageSchema } from '../../src/server/store/migrations/0004-llm-usage.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../../src/server/store/migrations/index.js';
 import { openSqliteStore } from '../../src/server/store/sqlite/index.js';
 import type { Store } from '../../src/server/store/store.js';
@@ -73,7 +75,7 @@ describe('SQLite store', () => {
     try {
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
       const applied = raw.prepare(`select name from ${MIGRATION_TABLE} order by name`).all() as Array<{ name: string }>;
-      expect(applied.map((m) => m.name)).toEqual(['0001-initial', '0002-environments', '0003-task-recipes', '0004-llm-usage']);
+      expect(applied.map((m) => m.name)).toEqual(['0001-initial', '0002-environments', '0003-task-recipes', '0004-llm-usage', '0005-task-size']);
     } finally {
       raw.close();
     }
@@ -99,13 +101,43 @@ describe('SQLite store', () => {
     expect(await s.getTask('team_old', 'tsk_aaaaaaaaaaaaaaaaaaaa')).toMatchObject({
       state: 'succeeded',
       environmentId: null,
-      recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [] },
+      recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [], cpus: null, memory: null },
       budget: null,
       model: null,
       push: false,
       pullRequest: null,
     });
     expect(await s.getExecution('exe_aaaaaaaaaaaaaaaaaaaa')).toMatchObject({ artifacts: null, usage: { input_tokens: 0, output_tokens: 0, requests: 0 } });
+  });
+
+  it('upgrades a database from before migration 0005: old environments and old task recipes have no size', async () => {
+    const file = join(dir(), 'airlock.db');
+    const raw = new BetterSqlite3(file);
+    const old = new Kysely<unknown>({ dialect: new SqliteDialect({ database: raw }) });
+    const migrator = new Migrator({
+      db: old,
+      provider: {
+        getMigrations: async () => ({
+          '0001-initial': initialSchema('sqlite'),
+          '0002-environments': environmentsSchema(),
+          '0003-task-recipes': taskRecipesSchema(),
+          '0004-llm-usage': llmUsageSchema(),
+        }),
+      },
+      migrationTableName: MIGRATION_TABLE,
+      migrationLockTableName: MIGRATION_LOCK_TABLE,
+    });
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    raw.prepare("insert into teams (id, name, created_at) values ('team_old', 'old', 1)").run();
+    raw.prepare("insert into environments (id, team_id, name, image, repositories, setup_commands, setup_timeout_seconds, secret_names, env_names, created_at, updated_at) values ('env_aaaaaaaaaaaaaaaaaaaa', 'team_old', 'old-env', 'alpine:3', '[]', ?, null, '[]', '[]', 1, 1)").run(JSON.stringify(['make']));
+    const oldRecipe = { image: 'alpine:3', repositories: [], setupCommands: ['make'], setupTimeoutSeconds: null, secretNames: [], envNames: [] };
+    raw.prepare("insert into tasks (id, team_id, title, state, prompt, harness, worker_id, timeout_seconds, cancel_requested, epoch, created_at, updated_at, recipe) values ('tsk_aaaaaaaaaaaaaaaaaaaa', 'team_old', null, 'queued', 'true', 'shell', null, null, 0, 0, 1, 1, ?)").run(JSON.stringify(oldRecipe));
+    await old.destroy();
+
+    const s = await open(file);
+    expect(await s.getEnvironment('team_old', 'env_aaaaaaaaaaaaaaaaaaaa')).toMatchObject({ image: 'alpine:3', setupCommands: ['make'], cpus: null, memory: null });
+    expect((await s.getTask('team_old', 'tsk_aaaaaaaaaaaaaaaaaaaa'))?.recipe).toEqual({ ...oldRecipe, cpus: null, memory: null });
+    expect(await s.updateEnvironment('team_old', 'env_aaaaaaaaaaaaaaaaaaaa', { memory: '2g' }, 2)).toMatchObject({ cpus: null, memory: '2g' });
   });
 
   it('lets two store instances on one file work in turn (the server and the admin CLI)', async () => {

@@ -1,11 +1,11 @@
 /**
  * What reaches the worker and what comes back, over a real WebSocket against a real server
- * (in-process, real SQLite): the offer's ExecutionSpec carries the resolved recipe, working
- * branch, budget, model and push options; execution.finished's artifacts and usage land on the
+ * (in-process, real SQLite): the offer's ExecutionSpec carries the resolved recipe (the task
+ * size included), working branch, budget, model and push options; execution.finished's artifacts and usage land on the
  * task view, once however often the finish is replayed, and a budget stop is put in words.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { workingBranch, type TaskView } from '../../src/protocol/task.js';
+import { ExecutionSpec, workingBranch, type TaskView } from '../../src/protocol/task.js';
 import { sampleArtifacts } from '../support/artifacts.js';
 import { RawWorker } from '../support/raw-worker.js';
 import { startTestServer, waitForTask, type TestServer } from '../support/stack.js';
@@ -47,7 +47,16 @@ async function acked(worker: RawWorker, message: Record<string, unknown> & { id:
 describe('offers carry the task’s recipe and options', () => {
   it('sends the resolved recipe, working branch, budget, model, push and pull request', async () => {
     const env = await server.api('/api/v1/environments', {
-      body: { name: 'offers-env', image: 'ghcr.io/acme/dev:1', repositories: [{ url: 'https://git.example.com/acme/api.git', ref: 'main' }], setup_commands: ['npm ci'], setup_timeout_seconds: 120, secret_names: ['GH_TOKEN'], env_names: ['CI'] },
+      body: {
+        name: 'offers-env',
+        image: 'ghcr.io/acme/dev:1',
+        repositories: [{ url: 'https://git.example.com/acme/api.git', ref: 'main' }],
+        setup_commands: ['npm ci'],
+        setup_timeout_seconds: 120,
+        secret_names: ['GH_TOKEN'],
+        env_names: ['CI'],
+        resources: { cpus: 2, memory: '4g' },
+      },
     });
     expect(env.status).toBe(201);
     const { worker: w, id } = await worker();
@@ -55,11 +64,13 @@ describe('offers carry the task’s recipe and options', () => {
       worker_id: id,
       environment_id: env.body.id,
       setup_commands: ['make deps'],
+      resources: { memory: '1.5g' },
       budget: { max_turns: 20, max_seconds: 600 },
       model: 'big-model',
       push: true,
       pull_request: { base: 'main', title: 'Fix it' },
     });
+    expect(task.resources).toEqual({ cpus: 2, memory: '1.5g' });
     expect(spec).toEqual({
       execution_id: spec.execution_id,
       task_id: task.id,
@@ -79,14 +90,26 @@ describe('offers carry the task’s recipe and options', () => {
       model: 'big-model',
       push: true,
       pull_request: { base: 'main', title: 'Fix it', draft: false },
+      // The environment's CPUs, the task's own memory: what the docker backend sizes the container by.
+      resources: { cpus: 2, memory: '1.5g' },
     });
     expect(spec.branch).toMatch(/^airlock\/[a-z2-7]{8}$/);
+    expect(ExecutionSpec.parse(spec)).toEqual(spec);
+  });
+
+  it('sends an inline size without an environment, a byte count as a number', async () => {
+    const { worker: w, id } = await worker();
+    const { spec } = await run(w, { worker_id: id, resources: { cpus: 0.5, memory: 805_306_368 } });
+    expect(spec.resources).toEqual({ cpus: 0.5, memory: 805_306_368 });
+    expect(ExecutionSpec.parse(spec).resources).toEqual({ cpus: 0.5, memory: 805_306_368 });
   });
 
   it('sends empty recipe fields for a plain task', async () => {
     const { worker: w, id } = await worker();
     const { spec } = await run(w, { worker_id: id });
     expect(spec).toMatchObject({ image: null, repositories: [], setup_commands: [], setup_timeout_seconds: null, secret_names: [], env_names: [], budget: null, model: null, push: false, pull_request: null });
+    // No size, no field: a worker older than `resources` refuses fields it does not know.
+    expect('resources' in spec).toBe(false);
   });
 });
 

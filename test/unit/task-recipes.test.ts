@@ -77,6 +77,8 @@ describe('creating a task with a recipe', () => {
       setupTimeoutSeconds: 300,
       secretNames: ['GH_TOKEN'],
       envNames: [],
+      cpus: null,
+      memory: null,
     });
     expect(stored?.pullRequest).toEqual({ draft: true });
 
@@ -90,7 +92,32 @@ describe('creating a task with a recipe', () => {
   it('takes an inline recipe without an environment, and defaults everything else to empty', async () => {
     const res = await createTask(a, { repositories: [{ url: '/srv/repos/x' }] });
     expect(res.status, res.text).toBe(201);
-    expect(res.json).toMatchObject({ environment_id: null, repositories: [{ url: '/srv/repos/x' }], budget: null, model: null, push: false });
+    expect(res.json).toMatchObject({ environment_id: null, repositories: [{ url: '/srv/repos/x' }], resources: null, budget: null, model: null, push: false });
+  });
+
+  it('takes the environment’s size with an inline field replacing only that field, resolved once', async () => {
+    const envId = await environment(a, { resources: { cpus: 2, memory: '4g' } });
+    const res = await createTask(a, { environment_id: envId, resources: { memory: '1.5g' } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.json.resources).toEqual({ cpus: 2, memory: '1.5g' });
+    const shown = await http(api.url, `/api/v1/tasks/${res.json.id}`, { key: a.keys.member });
+    expect(shown.json.resources).toEqual({ cpus: 2, memory: '1.5g' });
+    expect((await api.store.getTask(a.team.id, res.json.id))?.recipe).toMatchObject({ cpus: 2, memory: '1.5g' });
+    const listed = ((await http(api.url, '/api/v1/tasks?limit=200', { key: a.keys.member })).json.tasks as TaskView[]).find((t) => t.id === res.json.id);
+    expect(listed?.resources).toEqual({ cpus: 2, memory: '1.5g' });
+
+    // Inline CPUs over the environment's, the environment's memory kept; no inline size: the environment's.
+    expect((await createTask(a, { environment_id: envId, resources: { cpus: 0.5 } })).json.resources).toEqual({ cpus: 0.5, memory: '4g' });
+    expect((await createTask(a, { environment_id: envId, resources: {} })).json.resources).toEqual({ cpus: 2, memory: '4g' });
+    expect((await createTask(a, { environment_id: envId })).json.resources).toEqual({ cpus: 2, memory: '4g' });
+    // Without an environment, only what is given; a byte count stays a number.
+    expect((await createTask(a, { resources: { memory: 536_870_912 } })).json.resources).toEqual({ memory: 536_870_912 });
+
+    // Editing the environment's size later does not change the task.
+    const patched = await http(api.url, `/api/v1/environments/${envId}`, { method: 'PATCH', key: a.keys.member, body: { resources: null } });
+    expect(patched.status, patched.text).toBe(200);
+    expect((await http(api.url, `/api/v1/tasks/${res.json.id}`, { key: a.keys.member })).json.resources).toEqual({ cpus: 2, memory: '1.5g' });
+    expect((await createTask(a, { environment_id: envId })).json.resources).toBeNull();
   });
 
   it('answers 404 naming environment_id for an unknown environment, and for another team’s', async () => {
@@ -121,6 +148,16 @@ describe('creating a task with a recipe', () => {
       [{ harness: 'command:../x' }, /harness/],
       [{ setup_commands: ['x'.repeat(9000)] }, /setup_commands/],
       [{ recipe: {} }, /recipe/],
+      [{ resources: { cpus: 0 } }, /resources\.cpus: must be at least 0\.01/],
+      [{ resources: { cpus: -1 } }, /resources\.cpus: must be at least 0\.01/],
+      [{ resources: { cpus: 'NaN' } }, /resources\.cpus: must be a number of CPUs/],
+      [{ resources: { cpus: 100_000 } }, /resources\.cpus: must be at most 256/],
+      [{ resources: { memory: '5x' } }, /resources\.memory: must be a size such as "512m"/],
+      [{ resources: { memory: 'NaN' } }, /resources\.memory: must be a size/],
+      [{ resources: { memory: '1m' } }, /resources\.memory: must be at least 6m/],
+      [{ resources: { memory: '99t' } }, /resources\.memory: must be at most 1t/],
+      [{ resources: { gpus: 1 } }, /resources: unknown field "gpus"/],
+      [{ resources: 'large' }, /resources: must be an object such as/],
     ];
     for (const [body, mentions] of cases) expectError(await createTask(a, body), 400, 'validation', mentions);
   });

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { newId } from '../../lib/ids.js';
 import { workingBranch, type ExecutionSpec } from '../../protocol/task.js';
 import type { Dispatch, Principal, ServerContext, WakeScope } from '../context.js';
-import type { EndedExecution, ExecutionRecord, TaskRecord } from '../store/store.js';
+import { recipeResources, type EndedExecution, type ExecutionRecord, type TaskRecord } from '../store/store.js';
 import { freeSlots, type WorkerRegistry, type WorkerSession } from '../ws/registry.js';
 
 /** How often the sweeps run, as a fraction of the shortest deadline they enforce (lease or claim). */
@@ -28,10 +28,12 @@ const RETRY_AFTER_ERROR_MS = 1000;
 /**
  * What the worker needs to run the execution: the task's prompt and harness, its resolved
  * recipe (frozen at creation), budget, model and push/pull-request choice, and the working
- * branch `airlock/<short task id>`. `harness_command` is the worker's to fill in.
+ * branch `airlock/<short task id>`. `harness_command` is the worker's to fill in. `resources`
+ * is sent only when the task has a size: a worker older than it refuses unknown fields.
  */
 export function executionSpec(task: TaskRecord, execution: ExecutionRecord): ExecutionSpec {
   const { recipe } = task;
+  const resources = recipeResources(recipe);
   return {
     execution_id: execution.id,
     task_id: task.id,
@@ -51,6 +53,7 @@ export function executionSpec(task: TaskRecord, execution: ExecutionRecord): Exe
     model: task.model,
     push: task.push,
     pull_request: task.pullRequest,
+    ...(resources ? { resources } : {}),
   };
 }
 

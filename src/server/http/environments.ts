@@ -10,7 +10,7 @@ import { newId } from '../../lib/ids.js';
 import { NotFoundError } from '../../protocol/errors.js';
 import { EnvironmentCreate, EnvironmentId, EnvironmentList, EnvironmentUpdate, EnvironmentView } from '../../protocol/environment.js';
 import type { Principal, ServerContext } from '../context.js';
-import type { EnvironmentPatch, EnvironmentRecord } from '../store/store.js';
+import { recipeResources, type EnvironmentPatch, type EnvironmentRecord } from '../store/store.js';
 import { defineRoute, type AnyRoute } from './route.js';
 import { actorOf } from './tasks.js';
 
@@ -26,6 +26,7 @@ export function environmentView(env: EnvironmentRecord): EnvironmentView {
     setup_timeout_seconds: env.setupTimeoutSeconds,
     secret_names: env.secretNames,
     env_names: env.envNames,
+    resources: recipeResources(env),
     created_at: isoTime(env.createdAt),
     updated_at: isoTime(env.updatedAt),
   };
@@ -50,6 +51,15 @@ function patchOf(body: EnvironmentUpdate): EnvironmentPatch {
   if (body.setup_timeout_seconds !== undefined) patch.setupTimeoutSeconds = body.setup_timeout_seconds;
   if (body.secret_names !== undefined) patch.secretNames = body.secret_names;
   if (body.env_names !== undefined) patch.envNames = body.env_names;
+  // The size merges like a JSON merge patch: null clears it all, a field given replaces that
+  // field (null clears it), a field left out stays — each one its own column, so no re-read.
+  if (body.resources === null) {
+    patch.cpus = null;
+    patch.memory = null;
+  } else if (body.resources !== undefined) {
+    if (body.resources.cpus !== undefined) patch.cpus = body.resources.cpus;
+    if (body.resources.memory !== undefined) patch.memory = body.resources.memory;
+  }
   return patch;
 }
 
@@ -60,7 +70,7 @@ export function environmentRoutes(ctx: ServerContext): AnyRoute[] {
       url: '/api/v1/environments',
       operationId: 'createEnvironment',
       summary: 'Create an environment',
-      description: 'A named recipe for tasks: image, repositories, setup commands, and the names (never values) of variables the worker supplies. 409 if the team already has an environment with that name.',
+      description: 'A named recipe for tasks: image, repositories, setup commands, the names (never values) of variables the worker supplies, and the task size (CPUs, memory). 409 if the team already has an environment with that name.',
       tag: 'environments',
       auth: 'user',
       body: EnvironmentCreate,
@@ -76,6 +86,8 @@ export function environmentRoutes(ctx: ServerContext): AnyRoute[] {
           setupTimeoutSeconds: body.setup_timeout_seconds ?? null,
           secretNames: body.secret_names,
           envNames: body.env_names,
+          cpus: body.resources?.cpus ?? null,
+          memory: body.resources?.memory ?? null,
           now: ctx.clock.now(),
         });
         await ctx.store.appendAudit({ teamId: principal.teamId, actor: actorOf(principal), action: 'environment.create', target: env.id, detail: { name: env.name }, at: env.createdAt });
@@ -109,7 +121,8 @@ export function environmentRoutes(ctx: ServerContext): AnyRoute[] {
       url: '/api/v1/environments/:id',
       operationId: 'updateEnvironment',
       summary: 'Change some fields of an environment',
-      description: 'Only the fields given change; `null` clears `image` or `setup_timeout_seconds`. 409 if the new name is taken.',
+      description:
+        'Only the fields given change; `null` clears `image`, `setup_timeout_seconds` or `resources`. `resources` merges per field: `{"cpus": 4}` keeps the memory, `{"memory": null}` clears only it. 409 if the new name is taken.',
       tag: 'environments',
       auth: 'user',
       params: EnvironmentParams,

@@ -73,7 +73,8 @@ async function loadEnvironmentOf(ctx: ServerContext, principal: Principal, id: s
 /**
  * The recipe a task runs with: the environment's fields, each replaced by the inline field of
  * the same name when the request gives one (inline wins, field by field; lists are replaced,
- * not merged). Resolved once, here: later edits of the environment do not change the task.
+ * not merged; the size merges per field, so `{"memory": "8g"}` keeps the environment's cpus).
+ * Resolved once, here: later edits of the environment do not change the task.
  */
 export function resolveRecipe(environment: EnvironmentRecord | undefined, body: TaskCreate): TaskRecipe {
   const base = environment ?? emptyRecipe();
@@ -84,6 +85,8 @@ export function resolveRecipe(environment: EnvironmentRecord | undefined, body: 
     setupTimeoutSeconds: body.setup_timeout_seconds ?? base.setupTimeoutSeconds,
     secretNames: body.secret_names ?? base.secretNames,
     envNames: body.env_names ?? base.envNames,
+    cpus: body.resources?.cpus ?? base.cpus,
+    memory: body.resources?.memory ?? base.memory,
   };
 }
 

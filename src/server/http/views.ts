@@ -8,7 +8,7 @@ import { isoTime } from '../../lib/clock.js';
 import { ValidationError } from '../../protocol/errors.js';
 import type { Artifacts, EventView, ExecutionView, TaskView } from '../../protocol/task.js';
 import { latestArtifacts, totalUsage } from '../dispatch/results.js';
-import type { EventRecord, ExecutionRecord, TaskRecord, WorkerRecord } from '../store/store.js';
+import { recipeResources, type EventRecord, type ExecutionRecord, type TaskRecord, type WorkerRecord } from '../store/store.js';
 
 function isoOrNull(ms: number | null): string | null {
   return ms === null ? null : isoTime(ms);
@@ -59,6 +59,7 @@ export function taskView(task: TaskRecord, executions: readonly ExecutionRecord[
     finished_at: isoOrNull(task.finishedAt),
     environment_id: task.environmentId,
     repositories: task.recipe.repositories.map((r) => (r.ref === undefined ? { url: r.url } : { url: r.url, ref: r.ref })),
+    resources: recipeResources(task.recipe),
     budget: task.budget,
     model: task.model,
     push: task.push,

@@ -763,6 +763,8 @@ class KyselyStore implements Store {
             setup_timeout_seconds: record.setupTimeoutSeconds,
             secret_names: JSON.stringify(record.secretNames),
             env_names: JSON.stringify(record.envNames),
+            cpus: record.cpus,
+            memory: record.memory === null ? null : JSON.stringify(record.memory),
             created_at: now,
             updated_at: now,
           })
@@ -791,6 +793,8 @@ class KyselyStore implements Store {
     if (patch.setupTimeoutSeconds !== undefined) set.setup_timeout_seconds = patch.setupTimeoutSeconds;
     if (patch.secretNames !== undefined) set.secret_names = JSON.stringify(patch.secretNames);
     if (patch.envNames !== undefined) set.env_names = JSON.stringify(patch.envNames);
+    if (patch.cpus !== undefined) set.cpus = patch.cpus;
+    if (patch.memory !== undefined) set.memory = patch.memory === null ? null : JSON.stringify(patch.memory);
     const result = await uniqueName(patch.name ?? '', () =>
       this.#db.updateTable('environments').set(set).where('team_id', '=', teamId).where('id', '=', id).executeTakeFirst(),
     );
@@ -1014,7 +1018,9 @@ function isEmptyRecipe(recipe: TaskRecipe): boolean {
     recipe.setupCommands.length === 0 &&
     recipe.setupTimeoutSeconds === null &&
     recipe.secretNames.length === 0 &&
-    recipe.envNames.length === 0
+    recipe.envNames.length === 0 &&
+    recipe.cpus === null &&
+    recipe.memory === null
   );
 }
 

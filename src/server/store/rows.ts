@@ -89,12 +89,18 @@ export function taskFromRow(r: Selectable<TasksTable>): TaskRecord {
     finishedAt: msOrNull(r.finished_at),
     environmentId: r.environment_id,
     // NULL (no recipe, the common case on the dispatch hot path) costs no JSON.parse.
-    recipe: r.recipe === null ? emptyRecipe() : json<TaskRecipe>(r.recipe),
+    recipe: r.recipe === null ? emptyRecipe() : recipeFromJson(r.recipe),
     budget: r.budget === null ? null : json<Budget>(r.budget),
     model: r.model,
     push: Number(r.push) === 1,
     pullRequest: r.pull_request === null ? null : json<PullRequestOptions>(r.pull_request),
   };
+}
+
+/** A stored recipe; those written before migration 0005 have no size fields (none: the defaults). */
+function recipeFromJson(text: string): TaskRecipe {
+  const recipe = json<Partial<TaskRecipe>>(text);
+  return { ...recipe, cpus: recipe.cpus ?? null, memory: recipe.memory ?? null } as TaskRecipe;
 }
 
 export function executionFromRow(r: Selectable<ExecutionsTable>): ExecutionRecord {
@@ -159,6 +165,8 @@ export function environmentFromRow(r: Selectable<EnvironmentsTable>): Environmen
     setupTimeoutSeconds: r.setup_timeout_seconds === null ? null : Number(r.setup_timeout_seconds),
     secretNames: json<string[]>(r.secret_names),
     envNames: json<string[]>(r.env_names),
+    cpus: r.cpus === null ? null : Number(r.cpus),
+    memory: r.memory === null ? null : json<string | number>(r.memory),
     createdAt: ms(r.created_at),
     updatedAt: ms(r.updated_at),
   };

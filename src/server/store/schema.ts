@@ -66,7 +66,10 @@ export interface TasksTable {
   finished_at: NullableMillis;
   /** Migration 0003. Where the recipe came from (no foreign key: environments may be deleted). */
   environment_id: ColumnType<string | null, string | null | undefined, string | null>;
-  /** JSON TaskRecipe (store.ts), resolved at creation; NULL when the task has none. */
+  /**
+   * JSON TaskRecipe (store.ts), resolved at creation; NULL when the task has none. The task size
+   * (cpus, memory) is part of it; recipes written before migration 0005 lack them (read as null).
+   */
   recipe: ColumnType<string | null, string | null | undefined, string | null>;
   /** JSON Budget; NULL when none was asked for. */
   budget: ColumnType<string | null, string | null | undefined, string | null>;
@@ -147,6 +150,10 @@ export interface EnvironmentsTable {
   secret_names: string;
   /** JSON array of variable names. */
   env_names: string;
+  /** Migration 0005: the task size. CPUs (fractions allowed); NULL: the worker's default. */
+  cpus: ColumnType<number | null, number | null | undefined, number | null>;
+  /** JSON string or number, kept as written ("2g" or bytes); NULL: the worker's default. */
+  memory: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Millis;
   updated_at: Millis;
 }

@@ -13,6 +13,7 @@
  * - Times are integer milliseconds since the epoch, supplied by the caller's Clock.
  */
 import type { ExecutionState, FailureReason, Outcome, TaskState } from '../../protocol/lifecycle.js';
+import type { Resources } from '../../protocol/environment.js';
 import type { Artifacts, Budget, EventKind, Harness, PullRequestOptions, Usage } from '../../protocol/task.js';
 import type { LlmUsageFilter, LlmUsageIncrement, LlmUsageReport } from './llm-usage.js';
 
@@ -91,11 +92,24 @@ export interface TaskRecipe {
   setupTimeoutSeconds: number | null;
   secretNames: string[];
   envNames: string[];
+  /** The task's size (migration 0005): CPUs and memory instead of the worker's defaults; null each: the default. */
+  cpus: number | null;
+  /** As written: a size such as "2g", or a number of bytes. */
+  memory: string | number | null;
 }
 
 /** A fresh empty recipe (a task without environment or inline recipe fields). */
 export function emptyRecipe(): TaskRecipe {
-  return { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [] };
+  return { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [], cpus: null, memory: null };
+}
+
+/**
+ * A recipe's size as the API and the offer show it: only the fields set, or null when neither
+ * is (the worker's defaults).
+ */
+export function recipeResources(recipe: Pick<TaskRecipe, 'cpus' | 'memory'>): Resources | null {
+  if (recipe.cpus === null && recipe.memory === null) return null;
+  return { ...(recipe.cpus !== null ? { cpus: recipe.cpus } : {}), ...(recipe.memory !== null ? { memory: recipe.memory } : {}) };
 }
 
 export interface ExecutionRecord {

@@ -14,6 +14,7 @@ import { initialSchema } from './0001-initial.js';
 import { environmentsSchema } from './0002-environments.js';
 import { taskRecipesSchema } from './0003-task-recipes.js';
 import { llmUsageSchema } from './0004-llm-usage.js';
+import { taskSizeSchema } from './0005-task-size.js';
 
 /** Our own table names, so an operator reading the schema knows whose bookkeeping it is. */
 export const MIGRATION_TABLE = 'airlock_migration';
@@ -25,6 +26,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
     '0002-environments': environmentsSchema(),
     '0003-task-recipes': taskRecipesSchema(),
     '0004-llm-usage': llmUsageSchema(),
+    '0005-task-size': taskSizeSchema(),
   };
   return { getMigrations: async () => migrations };
 }
