@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { EnvironmentId, EnvironmentName, MAX_SETUP_TIMEOUT_SECONDS, type EnvironmentUpdate, type EnvironmentView, type Repository } from '../protocol/environment.js';
 import { addConnectionOptions, clientFor, type ConnectionFlags, type EnvironmentCreateInput } from './client.js';
 import { formatTable, note, printJson, printLine } from './output.js';
-import { check, collect, parseImage, parseRepo, parseSetupTimeout, variableName } from './recipe-flags.js';
+import { check, collect, parseCpus, parseImage, parseMemory, parseRepo, parseSetupTimeout, resourcesFromFlags, variableName } from './recipe-flags.js';
 
 // ── flag parsers (each error names the flag and the fix; the recipe ones are shared with `task create`) ──
 
@@ -27,6 +27,8 @@ interface FieldFlags {
   setupTimeout?: number;
   secret?: string[];
   env?: string[];
+  cpus?: number;
+  memory?: string;
 }
 
 /** The API fields the shared flags set (create and update take the same ones). */
@@ -38,6 +40,8 @@ function fieldsFromFlags(options: FieldFlags): Omit<EnvironmentCreateInput, 'nam
   if (options.setupTimeout !== undefined) fields.setup_timeout_seconds = options.setupTimeout;
   if (options.secret) fields.secret_names = options.secret;
   if (options.env) fields.env_names = options.env;
+  const resources = resourcesFromFlags(options);
+  if (resources) fields.resources = resources;
   return fields;
 }
 
@@ -49,6 +53,8 @@ function addFieldOptions(command: Command): Command {
     .option('--setup-timeout <seconds>', `how long setup may take, 1–${MAX_SETUP_TIMEOUT_SECONDS} s`, parseSetupTimeout)
     .option('--secret <NAME>', 'name of a secret variable the worker supplies (never its value); repeatable', variableName('--secret'))
     .option('--env <NAME>', 'name of a plain variable the worker passes through; repeatable', variableName('--env'))
+    .option('--cpus <n>', "tasks' CPUs, fractions allowed (docker backend, up to the worker's docker.max_cpus)", parseCpus)
+    .option('--memory <size>', "tasks' memory: 512m, 2g, 1.5g or bytes (docker backend, up to the worker's docker.max_memory)", parseMemory)
     .option('--json', 'print JSON');
 }
 
@@ -60,6 +66,8 @@ function show(view: EnvironmentView): void {
     `setup timeout:  ${view.setup_timeout_seconds === null ? '-' : `${view.setup_timeout_seconds}s`}`,
     `secrets:        ${view.secret_names.join(', ') || '-'}`,
     `variables:      ${view.env_names.join(', ') || '-'}`,
+    ...(view.resources?.cpus !== undefined ? [`cpus:           ${view.resources.cpus}`] : []),
+    ...(view.resources?.memory !== undefined ? [`memory:         ${view.resources.memory}`] : []),
     'repositories:',
     ...(view.repositories.length ? view.repositories.map((r) => `  ${r.url}${r.ref ? ` @ ${r.ref}` : ''}`) : ['  -']),
     'setup commands:',
@@ -115,10 +123,10 @@ export function registerEnvCommands(program: Command): void {
   );
 
   addConnectionOptions(
-    addFieldOptions(env.command('update').description('Change an environment: list flags replace the whole list').argument('<id>', 'environment id').option('--name <name>', 'rename it', parseName)),
+    addFieldOptions(env.command('update').description('Change an environment: list flags replace the whole list; --cpus/--memory change only that size field').argument('<id>', 'environment id').option('--name <name>', 'rename it', parseName)),
   ).action(async (id: string, options: ConnectionFlags & FieldFlags & { name?: string; json?: boolean }) => {
     const patch: EnvironmentUpdate = { ...(options.name !== undefined ? { name: options.name } : {}), ...fieldsFromFlags(options) };
-    if (Object.keys(patch).length === 0) throw new Error('nothing to change — give at least one of --name, --image, --repo, --setup, --setup-timeout, --secret, --env');
+    if (Object.keys(patch).length === 0) throw new Error('nothing to change — give at least one of --name, --image, --repo, --setup, --setup-timeout, --secret, --env, --cpus, --memory');
     const client = await clientFor(options);
     const view = await client.updateEnvironment(checkEnvironmentId(id), patch);
     if (options.json) printJson(view);

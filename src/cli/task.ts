@@ -14,7 +14,7 @@ import { EnvironmentId, EnvironmentName, GitRef, type Repository } from '../prot
 import { Harness, HARNESSES, MAX_BUDGET_TOKENS, MAX_BUDGET_TURNS, MAX_PROMPT_BYTES, MAX_TASK_TIMEOUT_SECONDS, TaskCreate, TaskId, WorkerId, type EventView, type TaskView } from '../protocol/task.js';
 import { addConnectionOptions, clientFor, type ApiClient, type ConnectionFlags, type NewTask } from './client.js';
 import { formatAge, formatDuration, formatTable, formatTokens, note, printJson, printJsonLine, printLine, summarize } from './output.js';
-import { check, collect, parseImage, parseRepo } from './recipe-flags.js';
+import { check, collect, parseCpus, parseImage, parseMemory, parseRepo, resourcesFromFlags } from './recipe-flags.js';
 
 /** The API's page-size bounds (server/http/tasks.ts): the CLI checks before asking. */
 const MAX_PAGE = 200;
@@ -89,6 +89,9 @@ const FLAG_OF_FIELD: Record<string, string> = {
   image: '--image',
   repositories: '--repo',
   setup_commands: '--setup',
+  resources: '--cpus/--memory',
+  'resources.cpus': '--cpus',
+  'resources.memory': '--memory',
   budget: '--max-turns/--max-seconds/--max-tokens',
   model: '--model',
   push: '--push',
@@ -101,7 +104,7 @@ function checkRequest(body: NewTask): void {
   if (result.success) return;
   const issue = result.error.issues[0];
   const field = String(issue?.path[0] ?? '');
-  const flag = FLAG_OF_FIELD[field] ?? field;
+  const flag = FLAG_OF_FIELD[issue?.path.slice(0, 2).join('.') ?? ''] ?? FLAG_OF_FIELD[field] ?? field;
   throw new Error(`${flag}: ${issue?.message ?? 'is not valid'}${issue && issue.path.length > 1 ? ` (at ${issue.path.join('.')})` : ''}`);
 }
 
@@ -247,6 +250,8 @@ function showTask(task: TaskView): void {
   if (task.message) rows.push(['message', task.message]);
   if (task.environment_id) rows.push(['env', task.environment_id]);
   for (const r of task.repositories) rows.push(['repository', `${r.url}${r.ref ? ` @ ${r.ref}` : ''}`]);
+  if (task.resources?.cpus !== undefined) rows.push(['cpus', String(task.resources.cpus)]);
+  if (task.resources?.memory !== undefined) rows.push(['memory', String(task.resources.memory)]);
   if (task.model) rows.push(['model', task.model]);
   const budget = Object.entries(task.budget ?? {}).map(([k, v]) => `${k} ${v}`);
   if (budget.length > 0) rows.push(['budget', budget.join(', ')]);
@@ -308,6 +313,8 @@ interface CreateOptions extends ConnectionFlags {
   repo?: Repository[];
   setup?: string[];
   image?: string;
+  cpus?: number;
+  memory?: string;
   maxTurns?: number;
   maxSeconds?: number;
   maxTokens?: number;
@@ -341,6 +348,8 @@ function taskRequest(prompt: string, options: CreateOptions): NewTask {
   if (options.repo) body.repositories = options.repo;
   if (options.setup) body.setup_commands = options.setup;
   if (options.image !== undefined) body.image = options.image;
+  const resources = resourcesFromFlags(options);
+  if (resources) body.resources = resources;
   const budget: NonNullable<NewTask['budget']> = {};
   if (options.maxTurns !== undefined) budget.max_turns = options.maxTurns;
   if (options.maxSeconds !== undefined) budget.max_seconds = options.maxSeconds;
@@ -366,6 +375,8 @@ export function registerTaskCommands(program: Command): void {
       .option('--repo <url[#ref]>', 'repository to clone, optionally #branch/tag; repeatable (replaces the environment\'s list)', parseRepo)
       .option('--setup <command>', 'setup command run after cloning; repeatable, in order (replaces the environment\'s list)', collect)
       .option('--image <image>', 'OCI image the task runs in (docker backend)', parseImage)
+      .option('--cpus <n>', "CPUs for the task, fractions allowed (docker backend, up to the worker's docker.max_cpus; replaces the environment's)", parseCpus)
+      .option('--memory <size>', "memory for the task: 512m, 2g, 1.5g or bytes (docker backend, up to the worker's docker.max_memory; replaces the environment's)", parseMemory)
       .option('--max-turns <n>', 'stop after this many model turns (work so far is committed)', parseBudget('--max-turns', MAX_BUDGET_TURNS))
       .option('--max-seconds <duration>', 'stop the agent after this long (600, 90s, 30m, 2h; work so far is committed)', parseMaxSeconds)
       .option('--max-tokens <n>', 'stop after this many model tokens, input plus output (work so far is committed)', parseBudget('--max-tokens', MAX_BUDGET_TOKENS))

@@ -80,6 +80,23 @@ describe('airlock task create: recipe, budget and push flags', () => {
     expect((await api.store.getTask(team.team.id, second.id))?.pullRequest).toBeNull();
   });
 
+  it('sends --cpus and --memory as resources, each replacing only the environment’s field; show prints them', async () => {
+    const env = await run('env', 'create', 'cli-task-sized', '--cpus', '4', '--memory', '8g', '--json');
+    expect(env.error, env.stderr).toBeUndefined();
+    const created = await run('task', 'create', 'build it', '--env', 'cli-task-sized', '--memory', '1.5g', '--json');
+    expect(created.error, created.stderr).toBeUndefined();
+    const view = JSON.parse(created.stdout) as TaskView;
+    expect(view.resources).toEqual({ cpus: 4, memory: '1.5g' });
+    const shown = await run('task', 'show', view.id);
+    expect(shown.stdout).toMatch(/^cpus:\s+4$/m);
+    expect(shown.stdout).toMatch(/^memory:\s+1\.5g$/m);
+
+    const inline = JSON.parse((await run('task', 'create', 'x', '--cpus', '0.5', '--json')).stdout) as TaskView;
+    expect(inline.resources).toEqual({ cpus: 0.5 });
+    const plain = (await run('task', 'create', 'x')).stdout.trim();
+    expect((await run('task', 'show', plain)).stdout).not.toMatch(/^(cpus|memory):/m);
+  });
+
   it('refuses bad flags naming the flag, before any task is created', async () => {
     const before = await taskCount();
     const cases: Array<[string[], RegExp]> = [
@@ -99,6 +116,15 @@ describe('airlock task create: recipe, budget and push flags', () => {
       [['--pull-request', '--base', '-x'], /--base/],
       [['--env', 'Bad Name'], /--env/],
       [['--setup', 'x'.repeat(9000)], /--setup: .*8 KiB/],
+      [['--cpus', '0'], /--cpus must be at least 0\.01/],
+      [['--cpus', '-0.5'], /--cpus must be a number of CPUs/],
+      [['--cpus', 'NaN'], /--cpus must be a number of CPUs such as 2 or 0\.5, got "NaN"/],
+      [['--cpus', ''], /--cpus must be a number of CPUs/],
+      [['--cpus', '300'], /--cpus must be at most 256/],
+      [['--memory', '5x'], /--memory must be a size such as "512m"/],
+      [['--memory', 'NaN'], /--memory must be a size/],
+      [['--memory', '4096'], /--memory must be at least 6m .*write 4096m for megabytes/],
+      [['--memory', '9999g'], /--memory must be at most 1t/],
     ];
     for (const [flags, mentions] of cases) {
       const result = await run('task', 'create', 'x', ...flags);
