@@ -195,6 +195,20 @@ describe('docker backend: a task runs in a hardened container', () => {
     expect(typo.task.message).toMatch(/could not pull airlock-test\/debain-typo:bookworm: .+/);
   }, 90_000);
 
+  it("applies the task's own size within the worker's maxima, and refuses a size above them", async () => {
+    const { body: created } = await server.api('/api/v1/tasks', { body: { harness: 'shell', worker_id: WORKER, prompt: 'sleep 2', resources: { cpus: 0.5, memory: '128m' } } });
+    const info = await containerOf(created.id);
+    expect(info.HostConfig.NanoCpus).toBe(5e8);
+    expect(info.HostConfig.Memory).toBe(128 * 1024 * 1024);
+    expect(info.HostConfig.MemorySwap).toBe(128 * 1024 * 1024);
+    expect((await waitForTask(server, created.id, ['succeeded', 'failed'], 60_000)).state).toBe('succeeded');
+
+    const { task } = await runTask({ prompt: 'echo never', resources: { memory: '2g' } });
+    expect(task.state).toBe('failed');
+    expect(task.failure_reason).toBe('rejected');
+    expect(task.message).toMatch(/cannot give the task the size it asks for: .*max_memory/);
+  }, 90_000);
+
   it('runs the image the task names, and does not pull an image that is present', async () => {
     const { task, output } = await runTask({ prompt: 'cat /etc/debian_version; git --version', image: TEST_IMAGE });
     expect(task.state, output).toBe('succeeded');

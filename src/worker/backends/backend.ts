@@ -43,7 +43,7 @@ export interface ExitStatus {
   exitCode: number;
   signal: NodeJS.Signals | null;
   /** Set when the backend, not the task, decided the outcome (setup failed, OOM, …). */
-  failure?: { reason: 'setup_command' | 'workspace' | 'backend' | 'container_oom' | 'image_pull'; message: string };
+  failure?: { reason: 'setup_command' | 'workspace' | 'backend' | 'container_oom' | 'image_pull' | 'rejected'; message: string };
   /**
    * The last lines the agent runtime itself wrote to stdout/stderr (not the task's output, which
    * travels as events): why it exited when it reported no result. Raw text from the task

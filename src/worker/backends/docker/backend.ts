@@ -37,7 +37,7 @@ import type { Backend, ExitStatus, Leftover, PrepareRequest, PreparedEnvironment
 import { AIRLOCK_GATEWAY_DIR, AIRLOCK_RUNTIME_DIR, LABEL_EPOCH, LABEL_EXECUTION_ID, LABEL_TASK_ID, LABEL_WORKER_ID, containerSpec } from './container-spec.js';
 import { connectEngine, type EngineConnection, type EngineEnv } from './engine.js';
 import { ImagePullError, engineMessage, ensureImage } from './images.js';
-import type { DockerOptions } from './options.js';
+import { resourcesFor, type DockerOptions, type ResourceOverrides } from './options.js';
 import { AIRLOCK_MOUNT_ROOT } from './volumes.js';
 
 /** Where the task's volume is mounted, and its two directories. */
@@ -197,7 +197,14 @@ export class DockerBackend implements Backend {
   private async run(tracked: Tracked, request: StartRequest): Promise<ExitStatus> {
     const image = request.spec.image ?? this.options.docker.defaultImage;
     if (!image) {
-      return failed('backend', 'the task names no image and the worker has no docker.default_image — give the task an environment with an image, or start the worker with --default-image');
+      return failed('rejected', 'the task names no image and the worker has no docker.default_image — give the task an environment with an image, or start the worker with --default-image');
+    }
+    // The task's own size, checked against the worker's maxima before anything is pulled or created.
+    const resources = request.spec.resources ?? {};
+    try {
+      resourcesFor(this.options.docker, resources);
+    } catch (err) {
+      return failed('rejected', `this worker cannot give the task the size it asks for: ${describeError(err)}`);
     }
     try {
       await ensureImage(this.docker, image, this.options.docker.pullPolicy, (line) => request.onOutput('setup', line));
@@ -208,7 +215,7 @@ export class DockerBackend implements Backend {
     if (tracked.stopRequested) return { exitCode: 143, signal: 'SIGTERM' };
     let container: Dockerode.Container;
     try {
-      container = await this.createContainer(tracked, image, request.env);
+      container = await this.createContainer(tracked, image, request.env, resources);
     } catch (err) {
       return failed('backend', `the docker backend could not create the task's container: ${engineMessage(err)}`);
     }
@@ -229,7 +236,7 @@ export class DockerBackend implements Backend {
     return this.waitForExit(tracked, container);
   }
 
-  private async createContainer(tracked: Tracked, image: string, requestEnv: Record<string, string>): Promise<Dockerode.Container> {
+  private async createContainer(tracked: Tracked, image: string, requestEnv: Record<string, string>, resources: ResourceOverrides): Promise<Dockerode.Container> {
     const identity = { workerId: tracked.workerId, taskId: tracked.taskId, executionId: tracked.executionId, epoch: tracked.epoch };
     const labels = identityLabels(identity);
     const env: Record<string, string> = { ...requestEnv };
@@ -253,6 +260,7 @@ export class DockerBackend implements Backend {
       workingDir: TASK_WORKDIR,
       runtimeDir: this.runtimeDir!,
       gatewayDir: tracked.gatewayDir,
+      resources,
       stdin: true,
     });
     spec.HostConfig!.Mounts!.push({ Type: 'volume', Source: tracked.name, Target: TASK_DIR, ReadOnly: false });
