@@ -87,6 +87,14 @@ afterAll(async () => {
   } catch {
     /* already gone */
   }
+  // dockerd leaves its data root bind-mounted on itself: unmount what is under root, deepest first.
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((target) => target.startsWith(`${root}/`))
+    .sort()
+    .reverse();
+  for (const target of mounts) execFileSync('umount', [target]);
   rmSync(root, { recursive: true, force: true });
 }, 60_000);
 
