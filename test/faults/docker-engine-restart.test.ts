@@ -94,7 +94,13 @@ afterAll(async () => {
     .filter((target) => target.startsWith(`${root}/`))
     .sort()
     .reverse();
-  for (const target of mounts) execFileSync('umount', [target]);
+  for (const target of mounts) {
+    try {
+      execFileSync('umount', ['--lazy', target]); // lazy: a mount still busy for a moment goes when released
+    } catch {
+      /* already gone */
+    }
+  }
   rmSync(root, { recursive: true, force: true });
 }, 60_000);
 
