@@ -222,6 +222,9 @@ export function resolveWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv, 
   if (backend !== 'docker' && (flags.defaultImage !== undefined || flags.pullPolicy !== undefined || (flags.volume?.length ?? 0) > 0)) {
     throw new ValidationError(`--default-image, --pull-policy and --volume apply to the docker backend — add --backend docker, or remove them`);
   }
+  if (backend !== 'docker' && file.docker !== undefined) {
+    throw new ValidationError(`the config file has a docker: block, but the worker runs the ${backend} backend — set backend: docker (or --backend docker), or remove the block`);
+  }
   return {
     serverUrl,
     apiKey,

@@ -230,11 +230,32 @@ describe('the model client', () => {
     expect(error).toMatchObject({ code: 'aborted', message: 'model call stopped: cancelled by the user' });
   });
 
-  it('names the gateway when nothing serves it', async () => {
-    const client = new ModelClient({ address: parseGatewayAddress(`unix:${dir}/none.sock`), token: 't', model: 'm', maxAttempts: 2, backoffBaseMs: 1 });
+  it('names the gateway when nothing serves it, after waiting for the worker to come back', async () => {
+    const client = new ModelClient({ address: parseGatewayAddress(`unix:${dir}/none.sock`), token: 't', model: 'm', maxAttempts: 2, backoffBaseMs: 1, backoffCapMs: 20, gatewayDownRetryMs: 300 });
+    const started = Date.now();
     const error = await client.complete({ messages }).catch((err: unknown) => err);
     client.close();
-    expect((error as Error).message).toMatch(/nothing serves unix:.*none\.sock.*gave up after 2 attempts/);
+    expect((error as Error).message).toMatch(/nothing serves unix:.*none\.sock.*gave up after \d+ attempts/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+  });
+
+  it('rides out a worker restart: the gateway socket reappears and the call goes through, past maxAttempts', async () => {
+    const socketPath = path.join(dir, 'late.sock');
+    const client = new ModelClient({ address: parseGatewayAddress(`unix:${socketPath}`), token: 't', model: 'm', maxAttempts: 2, backoffBaseMs: 20, backoffCapMs: 100 });
+    const late = http.createServer((_req, res) => {
+      sse(res);
+      res.end(`${chunk({ content: 'back' }, 'stop')}data: [DONE]\n\n`);
+    });
+    const timer = setTimeout(() => late.listen(socketPath), 700);
+    try {
+      const turn = await client.complete({ messages });
+      expect(turn.text).toBe('back');
+      expect(turn.attempts).toBeGreaterThan(2);
+    } finally {
+      clearTimeout(timer);
+      client.close();
+      await new Promise((resolve) => late.close(resolve));
+    }
   });
 });
 

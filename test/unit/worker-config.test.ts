@@ -108,3 +108,10 @@ describe('worker configuration: the docker backend', () => {
     expect(() => resolveWorkerConfig({ ...docker, setupCommand: 'make deps' }, {}, '/srv')).toThrow(/setup_command runs on the worker's host and applies to the direct backend only/);
   });
 });
+
+describe('worker configuration: a docker: block with another backend', () => {
+  it('is refused, naming the backend and the fix', () => {
+    const path = file('docker:\n  memory: 1g\n');
+    expect(() => resolveWorkerConfig({ ...base, config: path }, {}, '/srv')).toThrow(/has a docker: block, but the worker runs the direct backend — set backend: docker/);
+  });
+});

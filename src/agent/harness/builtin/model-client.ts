@@ -28,6 +28,11 @@ const DEFAULT_BACKOFF_CAP_MS = 8_000;
  * tokens well within it); the call is retried.
  */
 const DEFAULT_IDLE_TIMEOUT_MS = 180_000;
+/**
+ * The task gateway itself unreachable (status 0: the worker is restarting, and reattaches to this
+ * task within its lease period) is retried for this long, whatever the attempt count.
+ */
+export const GATEWAY_DOWN_RETRY_MS = 60_000;
 /** Most of an error body kept for the message. */
 const MAX_ERROR_BODY_CHARS = 2_000;
 
@@ -85,6 +90,8 @@ export interface ModelClientOptions {
   idleTimeoutMs?: number;
   /** Told about each retry (the harness records it in the transcript). */
   onRetry?: (info: { attempt: number; delayMs: number; error: ModelCallError }) => void;
+  /** Test seam for GATEWAY_DOWN_RETRY_MS. */
+  gatewayDownRetryMs?: number;
 }
 
 export type ModelErrorCode = 'http' | 'stream_error' | 'malformed' | 'connection' | 'aborted';
@@ -96,6 +103,8 @@ export class ModelCallError extends Error {
   readonly retryable: boolean;
   /** Seconds the server asked to wait (429/503 `retry-after`), when it said. */
   readonly retryAfterMs: number | undefined;
+  /** Nothing serves the task gateway's socket (the worker is away): worth waiting for. */
+  gatewayUnreachable = false;
 
   constructor(message: string, code: ModelErrorCode, status = 0, retryAfterMs?: number) {
     super(message);
@@ -120,6 +129,7 @@ export class ModelClient {
     const maxAttempts = Math.max(1, this.options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     const backoff = new Backoff({ baseMs: this.options.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS, capMs: this.options.backoffCapMs ?? DEFAULT_BACKOFF_CAP_MS });
     const body = Buffer.from(JSON.stringify(this.requestBody(request)), 'utf8');
+    let gatewayDownSince: number | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
         const turn = await this.once(body, request.signal);
@@ -128,7 +138,11 @@ export class ModelClient {
         const error = err instanceof ModelCallError ? err : new ModelCallError(`model call failed: ${(err as Error).message}`, 'connection');
         if (request.signal?.aborted) throw abortedError(request.signal);
         if (!error.retryable) throw error;
-        if (attempt >= maxAttempts) {
+        const gatewayDown = error.gatewayUnreachable;
+        if (gatewayDown) gatewayDownSince ??= Date.now();
+        else gatewayDownSince = undefined;
+        const waitingForWorker = gatewayDown && Date.now() - gatewayDownSince! < (this.options.gatewayDownRetryMs ?? GATEWAY_DOWN_RETRY_MS);
+        if (attempt >= maxAttempts && !waitingForWorker) {
           throw new ModelCallError(`${error.message} (gave up after ${attempt} attempts)`, error.code, error.status);
         }
         const cap = this.options.backoffCapMs ?? DEFAULT_BACKOFF_CAP_MS;
@@ -403,8 +417,11 @@ function errorMessageOf(error: unknown): string {
 
 function connectionError(display: string, err: Error): ModelCallError {
   const code = (err as NodeJS.ErrnoException).code;
-  const hint = code === 'ENOENT' || code === 'ECONNREFUSED' ? ` — nothing serves ${display}; the worker may have stopped` : '';
-  return new ModelCallError(`model call failed: the connection to the task gateway at ${display} failed: ${err.message}${hint}`, 'connection');
+  const unreachable = code === 'ENOENT' || code === 'ECONNREFUSED';
+  const hint = unreachable ? ` — nothing serves ${display}; the worker may have stopped` : '';
+  const error = new ModelCallError(`model call failed: the connection to the task gateway at ${display} failed: ${err.message}${hint}`, 'connection');
+  error.gatewayUnreachable = unreachable;
+  return error;
 }
 
 function abortedError(signal: AbortSignal): ModelCallError {

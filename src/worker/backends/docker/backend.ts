@@ -123,6 +123,7 @@ export class DockerBackend implements Backend {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     await chmod(this.root, 0o700);
     this.runtimeDir = await this.prepareRuntime();
+    await this.checkCpus();
     if (this.options.docker.runtime) {
       const info = (await this.docker.info()) as { Runtimes?: Record<string, unknown> };
       if (!info.Runtimes || !(this.options.docker.runtime in info.Runtimes)) {
@@ -131,6 +132,15 @@ export class DockerBackend implements Backend {
         );
       }
     }
+  }
+
+  /** More CPUs than the engine has fails every container at create: say so at start instead. */
+  private async checkCpus(): Promise<void> {
+    const info = (await this.docker.info()) as { NCPU?: number };
+    const { cpus, maxCpus } = this.options.docker;
+    if (typeof info.NCPU !== 'number' || Math.max(cpus, maxCpus) <= info.NCPU) return;
+    const field = maxCpus > cpus ? 'max_cpus' : 'cpus';
+    throw new Error(`docker.${field} is ${Math.max(cpus, maxCpus)}, but the Docker Engine has ${info.NCPU} CPUs, and it refuses such containers — set docker.cpus (and max_cpus) to at most ${info.NCPU}`);
   }
 
   /**
