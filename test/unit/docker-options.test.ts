@@ -8,7 +8,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ValidationError } from '../../src/protocol/errors.js';
+import { refusal } from '../support/refusal.js';
 import {
   DEFAULT_MEMORY_BYTES,
   DEFAULT_PIDS_LIMIT,
@@ -34,16 +34,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** Parse and resolve a raw `docker:` block, as the worker will. */
 function resolve(raw: unknown, context: ResolveDockerContext = {}) {
   return resolveDockerOptions(parseDockerFileConfig(raw), context);
-}
-
-function refusal(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error('expected a refusal, but the options were accepted');
 }
 
 describe('docker options', () => {

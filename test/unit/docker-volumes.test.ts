@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { refusal } from '../support/refusal.js';
 import { ValidationError } from '../../src/protocol/errors.js';
 import {
   AIRLOCK_MOUNT_ROOT,
@@ -50,17 +51,6 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   rmSync(root, { recursive: true, force: true });
 });
-
-/** The ValidationError `fn` throws; fails the test when it throws nothing or something else. */
-function refusal(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error('expected a refusal, but the volume was accepted');
-}
 
 describe('parseVolumeSpec (lexical)', () => {
   it('parses HOST:CONTAINER with the default mode rw, and :ro / :rw', () => {

@@ -13,6 +13,16 @@ import type { Artifacts } from '../../src/protocol/task.js';
 import type { ExecutionRecord, NewEnvironment, Store, TaskRecord } from '../../src/server/store/store.js';
 import { sampleArtifacts } from '../support/artifacts.js';
 
+/** What a task created without any recipe, budget, model or push settings stores. */
+export const NO_TASK_SETTINGS = {
+  environmentId: null,
+  recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [], cpus: null, memory: null },
+  budget: null,
+  model: null,
+  push: false,
+  pullRequest: null,
+};
+
 export interface OpenedStore {
   store: Store;
   cleanup: () => Promise<void>;
@@ -280,12 +290,7 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
           updatedAt: 1000,
           startedAt: null,
           finishedAt: null,
-          environmentId: null,
-          recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [], cpus: null, memory: null },
-          budget: null,
-          model: null,
-          push: false,
-          pullRequest: null,
+          ...NO_TASK_SETTINGS,
         });
         expect(await store.getTask(a.id, created.id)).toEqual(created);
         expect(await store.getTask(b.id, created.id)).toBeUndefined();
@@ -1093,14 +1098,7 @@ export function describeStoreConformance(name: string, open: () => Promise<Opene
       it('gives a task created without them an empty recipe, no budget, no model, push off', async () => {
         const a = await team();
         const t = await task(a.id);
-        const none = {
-          environmentId: null,
-          recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [], cpus: null, memory: null },
-          budget: null,
-          model: null,
-          push: false,
-          pullRequest: null,
-        };
+        const none = NO_TASK_SETTINGS;
         expect(t).toMatchObject(none);
         expect(await store.getTask(a.id, t.id)).toMatchObject(none);
       });

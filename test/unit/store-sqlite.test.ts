@@ -17,7 +17,7 @@ import { llmUsageSchema } from '../../src/server/store/migrations/0004-llm-usage
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../../src/server/store/migrations/index.js';
 import { openSqliteStore } from '../../src/server/store/sqlite/index.js';
 import type { Store } from '../../src/server/store/store.js';
-import { describeStoreConformance } from './store-conformance.js';
+import { NO_TASK_SETTINGS, describeStoreConformance } from './store-conformance.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'airlock-store-'));
@@ -100,12 +100,7 @@ describe('SQLite store', () => {
     const s = await open(file);
     expect(await s.getTask('team_old', 'tsk_aaaaaaaaaaaaaaaaaaaa')).toMatchObject({
       state: 'succeeded',
-      environmentId: null,
-      recipe: { image: null, repositories: [], setupCommands: [], setupTimeoutSeconds: null, secretNames: [], envNames: [], cpus: null, memory: null },
-      budget: null,
-      model: null,
-      push: false,
-      pullRequest: null,
+      ...NO_TASK_SETTINGS,
     });
     expect(await s.getExecution('exe_aaaaaaaaaaaaaaaaaaaa')).toMatchObject({ artifacts: null, usage: { input_tokens: 0, output_tokens: 0, requests: 0 } });
   });
