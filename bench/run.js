@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 
 const only = process.argv.slice(2);
-const suites = ['task-start', 'dispatch', 'events', 'harness', 'gateway'].filter((s) => only.length === 0 || only.includes(s));
+const suites = ['task-start', 'dispatch', 'events', 'harness', 'gateway', 'docker'].filter((s) => only.length === 0 || only.includes(s));
 const results = {
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version },
