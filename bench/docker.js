@@ -15,12 +15,13 @@
 // 4. Where the time goes: the engine's container/volume events of the real runs against the POST;
 //    and the DockerBackend class driven in this process with every engine request timed,
 //    alternated with the same container started through the engine API without the backend's
-//    extra steps, and with the agent spawned on the host without a container.
+//    extra steps, with those steps but no putArchive (what skipping it would give), and with the
+//    agent spawned on the host without a container.
 //
 // Needs a running Docker Engine and the image (default airlock-test/debian:bookworm, built by
 // scripts/test-image.sh; BENCH_DOCKER_IMAGE for another). It never pulls: without the image it
 // says so and skips.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -535,6 +536,12 @@ export async function run() {
   if (!imageInfo) {
     process.stdout.write(`docker backend: skipped — the image ${IMAGE} is not on the engine (bash scripts/test-image.sh builds it; this benchmark never pulls)\n`);
     return { skipped: `no image ${IMAGE}` };
+  }
+  try {
+    execFileSync('docker', ['version', '--format', '{{.Client.Version}}'], { stdio: 'ignore' });
+  } catch {
+    process.stdout.write('docker backend: skipped — the docker CLI (for the `docker run` floor) does not run here\n');
+    return { skipped: 'no docker CLI' };
   }
   const engineInfo = await docker.info();
   const dir = mkdtempSync(join(tmpdir(), 'al-bd-'));
