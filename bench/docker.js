@@ -51,9 +51,9 @@ const p90 = (values) => percentile(values, 90);
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const sleep = (t) => new Promise((r) => setTimeout(r, t));
 
-/** VmRSS of a process, in bytes. */
-function rss(pid) {
-  const kib = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+/** VmRSS of a process (or another of its /proc status fields, e.g. RssAnon), in bytes. */
+function rss(pid, field = 'VmRSS') {
+  const kib = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   return Number(kib) * 1024;
 }
 
@@ -317,7 +317,7 @@ async function memory(ctx) {
     const top = await container.top({ ps_args: '-o pid,comm' });
     const pidAt = top.Titles.indexOf('PID');
     const node = top.Processes.find((p) => p.some((f) => f === 'node'));
-    if (node) agentRss.push(rss(Number(node[pidAt])));
+    if (node) agentRss.push({ rss: rss(Number(node[pidAt])), anon: rss(Number(node[pidAt]), 'RssAnon') });
     const s = await container.stats({ stream: false, 'one-shot': true });
     const m = s.memory_stats ?? {};
     // What `docker stats` shows: usage minus the inactive page cache (cgroup v1: total_inactive_file; v2: inactive_file).
@@ -609,7 +609,8 @@ export async function run() {
       running: mem.running,
       container_memory_median_bytes: median(mem.perContainer),
       container_memory_max_bytes: Math.max(...mem.perContainer),
-      agent_rss_median_bytes: median(mem.agentRss),
+      agent_rss_median_bytes: median(mem.agentRss.map((a) => a.rss)),
+      agent_rss_anon_median_bytes: median(mem.agentRss.map((a) => a.anon)),
       start_all_median_ms: median(mem.startAll),
       start_all_max_ms: Math.max(...mem.startAll),
       floor_all_median_ms: median(mem.floorAll),
@@ -623,7 +624,7 @@ export async function run() {
       [`${mem.running} tasks running (sleep)`, mib(mem.busy), `+${mib(mem.busy - mem.idle)} over idle, ${mib((mem.busy - mem.idle) / PARALLEL)} per task`],
       ['idle again after them', mib(mem.after), ''],
       ['one task container', mib(res.memory.container_memory_median_bytes), `median (max ${mib(res.memory.container_memory_max_bytes)}), as docker stats counts it`],
-      ['its agent process (VmRSS)', mib(res.memory.agent_rss_median_bytes), 'median; shares the Node binary\'s pages with the worker'],
+      ['its agent process (VmRSS)', mib(res.memory.agent_rss_median_bytes), `median; of which its own (RssAnon) ${mib(res.memory.agent_rss_anon_median_bytes)}, the rest mostly the Node binary's shared pages`],
       [`${PARALLEL} tasks created at once → first output`, `${ms(res.memory.start_all_median_ms)} / ${ms(res.memory.start_all_max_ms)}`, `median / slowest; ${PARALLEL} docker runs at once: ${ms(res.memory.floor_all_median_ms)} / ${ms(res.memory.floor_all_max_ms)}`],
     ]);
 
