@@ -16,6 +16,7 @@
  *   (missing/invalid variables); 69 when the gateway cannot be reached; 70 for an internal error
  *   (exit-status.ts).
  */
+import { mkdir } from 'node:fs/promises';
 import { AGENT_ENV, type AgentResult } from '../protocol/gateway.js';
 import { describeError } from '../protocol/errors.js';
 import type { ExecutionSpec } from '../protocol/task.js';
@@ -116,6 +117,9 @@ async function runExecution(
   spec: ExecutionSpec,
   { env, selfCommand, say, handleSignals }: { env: NodeJS.ProcessEnv; selfCommand: readonly string[]; say: (line: string) => void; handleSignals: boolean },
 ): Promise<number> {
+  // A container backend may hand over a HOME that does not exist yet (on a fresh task volume):
+  // git and the harnesses write their config there.
+  if (env.HOME) await mkdir(env.HOME, { recursive: true, mode: 0o700 }).catch(() => undefined);
   const reporter = new Reporter(client, { warn: say });
   const poller = new ControlPoller(client, { warn: say });
   const abort = new AbortController();

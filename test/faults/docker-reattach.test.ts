@@ -105,6 +105,8 @@ describe('a container whose execution the server ended while the worker was away
     const running = await waitForTask(s, task.id, ['running'], 30_000);
     const executionId = running.executions[0].id as string;
     await eventually(() => containerRunning(executionId), 30_000, 'the container to run');
+    // The agent is under way (it had its token and reported): only then is the worker killed.
+    await eventually(async () => (await s.api(`/api/v1/tasks/${task.id}/events?format=json`)).body.some((e: any) => e.kind === 'output' && String(e.data.text).includes('up')), 30_000, 'the task to report');
     first.kill('SIGKILL');
     await first.exited;
     const failed = await waitForTask(s, task.id, ['failed'], 15_000);

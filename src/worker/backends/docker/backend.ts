@@ -25,6 +25,7 @@
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { setMaxListeners } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { pack } from 'tar-stream';
@@ -98,6 +99,8 @@ export class DockerBackend implements Backend {
   constructor(private readonly options: DockerBackendOptions) {
     this.root = path.resolve(options.workspaceRoot);
     this.log = options.log ?? silentLog;
+    // Every watched container listens on `closing`: no listener-count warning at high concurrency.
+    setMaxListeners(0, this.closing.signal);
   }
 
   private get docker(): Dockerode {
@@ -275,8 +278,16 @@ export class DockerBackend implements Backend {
     });
     spec.HostConfig!.Mounts!.push({ Type: 'volume', Source: tracked.name, Target: TASK_DIR, ReadOnly: false });
     const container = await this.docker.createContainer(spec);
-    await container.putArchive(await taskDirectories(this.options.docker.user), { path: TASK_DIR });
+    // A task running as root needs nothing prepared: the engine creates the working directory and
+    // the agent its HOME. Another user gets both made for it, owned by it (about 60–120 ms).
+    if (!(await this.runsAsRoot(image))) await container.putArchive(await taskDirectories(this.options.docker.user), { path: TASK_DIR });
     return container;
+  }
+
+  private async runsAsRoot(image: string): Promise<boolean> {
+    const user = this.options.docker.user ?? ((await this.docker.getImage(image).inspect()) as { Config?: { User?: string } }).Config?.User ?? '';
+    const name = user.split(':')[0] ?? '';
+    return name === '' || name === 'root' || name === '0';
   }
 
   /** Wait for the container to exit; across an engine restart, wait for the engine and read the outcome back. */
