@@ -9,7 +9,7 @@ export { errorBody, errorResponse, streamErrorEvent, anthropicErrorType } from '
 export { createProviderFromConfig, type ProviderFactoryOptions } from './providers/index.js';
 export { createProvider, DEFAULT_TIMEOUT_MS, KEEP_ALIVE_MS, type ProviderOptions } from './provider.js';
 export { upstreamAnswer, type Upstream, type UpstreamAnswer, type UpstreamCall } from './upstream.js';
-export { WholeBody, replyBody } from './body.js';
+export { WholeBody, writeAnswer } from './body.js';
 export { translateRequest, translateBody, createStreamTranslator, requestToCanonical, canonicalToRequest, bodyToCanonical, canonicalToBody, type StreamTranslator } from './translate/index.js';
 export type { CanonicalRequest, CanonicalResponse, CanonicalEvent, CanonicalMessage, CanonicalPart, CanonicalTool, StopReason } from './translate/canonical.js';
 export { SseParser, encodeSse, type SseEvent, type ParsedSseEvent } from './sse.js';

@@ -16,7 +16,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ModelsConfig } from '../../llm/config.js';
-import { replyBody } from '../../llm/body.js';
+import { writeAnswer } from '../../llm/body.js';
 import { errorBody } from '../../llm/errors.js';
 import { LLM_API_PATHS, type LlmApi, type LlmRequest, type LlmResponse, type LlmUsage } from '../../llm/types.js';
 import { AirlockError, describeError } from '../../protocol/errors.js';
@@ -172,7 +172,9 @@ export function attachLlmGateway(app: FastifyInstance, ctx: Omit<ServerContext, 
     const answer = await router.handle({ api, body: body as Record<string, unknown>, headers, signal: abort.signal });
     const requested = typeof (body as { model?: unknown }).model === 'string' ? (body as { model: string }).model : 'unknown';
     void answer.usage.then((usage) => account(caller, api, answer.status, requested, usage, performance.now() - started));
-    return reply.code(answer.status).headers(answer.headers).send(replyBody(answer.body));
+    reply.hijack();
+    await writeAnswer(reply.raw, answer);
+    return reply;
   };
 
   const account = async (caller: Caller, api: LlmApi, status: number, requested: string, usage: LlmUsage | null, ms: number): Promise<void> => {

@@ -30,7 +30,7 @@ import {
   type ControlState,
   type GitCredential,
 } from '../../protocol/gateway.js';
-import { replyBody } from '../../llm/body.js';
+import { writeAnswer } from '../../llm/body.js';
 import { errorResponse } from '../../llm/errors.js';
 import { LLM_API_PATHS, type LlmApi, type LlmRequest, type LlmResponse } from '../../llm/types.js';
 import { MAX_REPOSITORIES } from '../../protocol/environment.js';
@@ -305,8 +305,10 @@ export class TaskGateway {
     return this.sendModelAnswer(reply, await this.options.llm({ api, body: body as Record<string, unknown>, headers, signal: abort.signal }));
   }
 
-  private sendModelAnswer(reply: FastifyReply, answer: LlmResponse): FastifyReply {
-    return reply.status(answer.status).headers(answer.headers).send(replyBody(answer.body));
+  private async sendModelAnswer(reply: FastifyReply, answer: LlmResponse): Promise<FastifyReply> {
+    reply.hijack();
+    await writeAnswer(reply.raw, answer);
+    return reply;
   }
 
   private async acceptEvents(events: AgentEvent[]): Promise<{ accepted: number; next_seq: number }> {
