@@ -96,7 +96,7 @@ describe.each([
 });
 
 describe('a container whose execution the server ended while the worker was away', () => {
-  it('is stopped and removed when the worker restarts', async () => {
+  it('is stopped and removed when the worker restarts, and the abandon is on the audit trail', async () => {
     const s = await server({ leaseTtlMs: 1_500 });
     const workerId = `rt-lost-${RUN}`;
     const first = dockerWorker(s, workerId);
@@ -117,5 +117,8 @@ describe('a container whose execution the server ended while the worker was away
     dockerWorker(s, workerId, first);
     await eventually(async () => (await docker.getContainer(`airlock-${executionId}`).inspect().catch(() => null)) === null, 30_000, 'the container to be removed');
     expect((await waitForTask(s, task.id, ['failed'])).failure_reason).toBe('worker_lost');
+    // Reported: the server's audit trail records the abandoned execution the worker still ran.
+    const audit = await s.server.context.store.listAudit(s.teamId, 50);
+    expect(audit.some((a) => a.action === 'worker.execution.abandoned' && a.target === executionId)).toBe(true);
   }, 90_000);
 });

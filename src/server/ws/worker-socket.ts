@@ -276,6 +276,18 @@ class WorkerConnection {
       lostMessage: `worker "${hello.worker_id}" reconnected without this execution (it restarted and lost it) — submit the task again`,
     });
     for (const ended of reconciled.ended) this.dispatcher.executionEnded(ended);
+    // Executions the worker still names (a container it reattached to, reports it replays) that
+    // are no longer its: it stops and removes them on the welcome's word — on the audit trail.
+    for (const executionId of reconciled.abandon) {
+      await store.appendAudit({
+        teamId: this.teamId,
+        actor: `worker:${hello.worker_id}`,
+        action: 'worker.execution.abandoned',
+        target: executionId,
+        detail: { detail: 'named by the worker on reconnect, but no longer assigned to it: the worker stops it and removes its task environment' },
+        at: now,
+      });
+    }
     for (const executionId of reconciled.keep) {
       const execution = await store.getExecution(executionId);
       if (execution) session.executions.set(executionId, { taskId: execution.taskId, ordinal: execution.ordinal, epoch: execution.epoch });
