@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Commands the tests run for real: bash (the shell harness), git (task workspaces), curl (the
-# README's tour), docker (the docker backend's tests, with the engine itself: dockerd).
+# README's tour), docker (the docker backend's tests, with the engine itself: dockerd), ip (a
+# private engine's bridge) and openssl (the engine's TLS certificates).
 install_or_explain() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test: installing $*" >&2
@@ -18,9 +19,10 @@ install_or_explain() {
   fi
 }
 missing=()
-for cmd in bash git curl docker; do
+for cmd in bash git curl docker ip openssl; do
   pkg=$cmd
   [ "$cmd" = docker ] && pkg=docker.io
+  [ "$cmd" = ip ] && pkg=iproute2 # the engine-restart test gives its private dockerd a bridge
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then install_or_explain "${missing[@]}"; fi
