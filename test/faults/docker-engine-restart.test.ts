@@ -114,12 +114,17 @@ describe('the Docker Engine restarted while a task runs', () => {
       const running = await waitForTask(server, task.id, ['running'], 30_000);
       const executionId = running.executions[0].id as string;
       await eventually(async () => (await privateEngine().getContainer(`airlock-${executionId}`).inspect().catch(() => undefined))?.State.Running, 30_000, 'the container to run');
+      // The agent is under way (the worker is watching the container, not still starting it).
+      await eventually(async () => (await server.api(`/api/v1/tasks/${task.id}/events?format=json`)).body.some((e: any) => e.kind === 'output' && String(e.data.text).includes('up')), 30_000, 'the task to report');
 
       // A crash, not a clean stop: dockerd is killed, and on restart (without live-restore) it stops
       // the containers it finds running.
       await stopEngine('SIGKILL');
       killContainerd();
-      await worker.waitForLog(/lost the Docker Engine while waiting for a container/, 30_000);
+      const gone = await privateEngine().ping().then(() => 'still answers', (e: Error) => e.message);
+      await worker.waitForLog(/lost the Docker Engine while waiting for a container/, 30_000).catch((err: Error) => {
+        throw new Error(`${err.message}\nengine after the kill: ${gone}`);
+      });
       rmSync(join(root, 'docker.pid'), { force: true }); // a killed dockerd leaves its pid file behind
       engine = startEngine();
       await worker.waitForLog(/the Docker Engine answers again/, 60_000).catch((err: Error) => {

@@ -53,6 +53,9 @@ export const SWEEP_INTERVAL_MS = 60_000;
 /** How long an execution waits for a vanished Docker Engine to come back before giving up on it. */
 const ENGINE_RETURN_TIMEOUT_MS = 10 * 60_000;
 const ENGINE_POLL_MS = 1_000;
+/** While a container runs, the engine is pinged this often, and given this long to answer. */
+const ENGINE_WATCH_MS = 5_000;
+const ENGINE_PING_TIMEOUT_MS = 3_000;
 
 export interface DockerBackendOptions {
   docker: DockerOptions;
@@ -294,11 +297,22 @@ export class DockerBackend implements Backend {
   private async waitForExit(tracked: Tracked, container: Dockerode.Container): Promise<ExitStatus> {
     let engineLostAt: number | undefined;
     for (;;) {
+      // A killed engine does not always close the connection of a pending wait: a watchdog pings
+      // the engine meanwhile and gives up on the wait when it stops answering.
+      this.log.debug({ execution: tracked.executionId, container: tracked.name }, 'docker backend: watching the container');
+      const watch = new AbortController();
+      const watchdog = setInterval(() => {
+        void this.ping(ENGINE_PING_TIMEOUT_MS).catch((err: unknown) => watch.abort(err));
+      }, ENGINE_WATCH_MS);
       try {
-        await container.wait({ abortSignal: this.closing.signal });
-        const state = ((await container.inspect())).State;
+        // Raced, not only aborted: the engine client does not always give up a request whose engine died.
+        const waiting = container.wait({ abortSignal: AbortSignal.any([this.closing.signal, watch.signal]) });
+        waiting.catch(() => undefined);
+        await Promise.race([waiting, aborted(watch.signal), aborted(this.closing.signal)]);
+        const state = (await container.inspect()).State;
         return await this.exitStatus(tracked, container, state, engineLostAt);
-      } catch (err) {
+      } catch (caught) {
+        const err: unknown = watch.signal.aborted ? (watch.signal.reason as unknown) : caught;
         if (this.closing.signal.aborted) {
           return failed('backend', 'the worker stopped watching the container (it keeps running; the next start of this worker reattaches to it)');
         }
@@ -311,14 +325,21 @@ export class DockerBackend implements Backend {
         if (!(await this.engineBack(engineLostAt))) {
           return failed('backend', `the Docker Engine went away while the task ran and did not come back within ${ENGINE_RETURN_TIMEOUT_MS / 60_000} minutes (${engineMessage(err)}) — the container's fate is unknown; check the engine`);
         }
+      } finally {
+        clearInterval(watchdog);
       }
     }
+  }
+
+  /** Ping the engine, failing after `timeoutMs` (a hung engine must not hang the worker). */
+  private async ping(timeoutMs: number): Promise<void> {
+    await (this.docker as unknown as { ping(options: { abortSignal: AbortSignal }): Promise<unknown> }).ping({ abortSignal: AbortSignal.timeout(timeoutMs) });
   }
 
   private async engineBack(since: number): Promise<boolean> {
     while (Date.now() - since < ENGINE_RETURN_TIMEOUT_MS && !this.closing.signal.aborted) {
       try {
-        await this.docker.ping();
+        await this.ping(ENGINE_PING_TIMEOUT_MS);
         this.log.info({}, 'docker backend: the Docker Engine answers again');
         return true;
       } catch {
@@ -514,6 +535,15 @@ export class DockerBackend implements Backend {
     await this.sweeping;
     // Running containers are not stopped: a restarted worker reattaches to them.
   }
+}
+
+/** Rejects with the signal's reason (as an Error) once it aborts. */
+function aborted(signal: AbortSignal): Promise<never> {
+  const reason = (): Error => (signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+  return new Promise((_resolve, reject) => {
+    if (signal.aborted) reject(reason());
+    else signal.addEventListener('abort', () => reject(reason()), { once: true });
+  });
 }
 
 function identityLabels(identity: { workerId: string; taskId: string; executionId: string; epoch: number }): Record<string, string> {
