@@ -163,9 +163,8 @@ async function engineEvents(docker, since, until, filters) {
     .map((l) => JSON.parse(l));
 }
 
-/** A task gateway in this process for one floor run; resolves the agent's first GET /v1/task and first output. */
-async function floorGateway(socketPath, token) {
-  const spec = { execution_id: newId('exe'), task_id: newId('tsk'), epoch: 1, prompt: PROMPT, harness: 'shell', timeout_seconds: null, title: null };
+/** A task gateway in this process; resolves the agent's first GET /v1/task and its first output. */
+async function timedGateway(socketPath, token, spec) {
   let firstOutput;
   const gotOutput = new Promise((r) => (firstOutput = r));
   let firstGet;
@@ -185,6 +184,12 @@ async function floorGateway(socketPath, token) {
     if (req.url === '/v1/task') firstGet(performance.now());
   });
   return { spec, gateway, gotOutput, gotSpecRequest };
+}
+
+/** A task gateway for one floor run. */
+function floorGateway(socketPath, token) {
+  const spec = { execution_id: newId('exe'), task_id: newId('tsk'), epoch: 1, prompt: PROMPT, harness: 'shell', timeout_seconds: null, title: null };
+  return timedGateway(socketPath, token, spec);
 }
 
 /** The backend's own container spec for `spec`, minus the task volume: what the floors start. */
@@ -380,23 +385,7 @@ async function breakdown(ctx) {
     const t0 = performance.now();
     const prepared = await backend.prepare({ spec, workerId });
     const tPrepared = performance.now();
-    let firstOutput;
-    const gotOutput = new Promise((r) => (firstOutput = r));
-    let firstGet;
-    const gotGet = new Promise((r) => (firstGet = r));
-    const gateway = new TaskGateway({
-      socketPath: prepared.gatewaySocketPath,
-      token,
-      spec,
-      onEvents: async (events) => {
-        if (events.some((e) => e.kind === 'output')) firstOutput(performance.now());
-      },
-      onResult: () => {},
-    });
-    await gateway.start();
-    gateway.app.server.prependListener('request', (req) => {
-      if (req.url === '/v1/task') firstGet(performance.now());
-    });
+    const { gateway, gotOutput, gotSpecRequest: gotGet } = await timedGateway(prepared.gatewaySocketPath, token, spec);
     const tGateway = performance.now();
     const running = await backend.start({
       prepared,
