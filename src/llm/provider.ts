@@ -6,6 +6,7 @@
  * appended when the provider breaks off, and a usage-only chunk we asked for is dropped); the
  * returned promise never rejects; bodies are never logged.
  */
+import type { Readable } from 'node:stream';
 import { describeError, isAirlockError } from '../protocol/errors.js';
 import { WholeBody } from './body.js';
 import { Deadline } from './deadline.js';
@@ -113,6 +114,9 @@ function callFailure(options: ProviderOptions, api: LlmApi, deadline: Deadline, 
 const isOk = (response: UpstreamAnswer): boolean => response.status >= 200 && response.status < 300;
 
 async function readText(response: UpstreamAnswer): Promise<string> {
+  const body = response.body as AsyncIterable<Uint8Array> & Partial<Pick<Readable, 'on' | 'destroy'>>;
+  // node:http's answer: collected from its events, without an async iterator per call.
+  if (typeof body.on === 'function' && typeof body.destroy === 'function') return readStreamText(body as Readable);
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of response.body) {
@@ -122,6 +126,27 @@ async function readText(response: UpstreamAnswer): Promise<string> {
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+function readStreamText(stream: Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > MAX_JSON_BODY_BYTES) {
+        stream.destroy();
+        reject(new Error(`the provider's answer exceeds ${MAX_JSON_BODY_BYTES / 1024 / 1024} MiB`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    stream.once('error', reject);
+    stream.once('close', () => {
+      if (!stream.readableEnded) reject(new Error('the connection to the provider closed before the answer was complete'));
+    });
+  });
 }
 
 function jsonAnswer(options: ProviderOptions, clientApi: LlmApi, upstreamApi: LlmApi, response: UpstreamAnswer, text: string): LlmResponse {

@@ -73,6 +73,16 @@ describe('LLM tokens', () => {
     expect(new LlmTokenAuthority(Buffer.alloc(32, 2), 60_000).verify(token.token, 1_000)).toMatchObject({ ok: false, reason: 'signature' });
   });
 
+  it('remember a verified token until it expires, and never let that vouch for a mutated copy', () => {
+    const authority = new LlmTokenAuthority(secret, 60_000);
+    const { token } = authority.issue(exe, 0);
+    expect(authority.verify(token, 10)).toMatchObject({ ok: true, executionId: exe });
+    expect(authority.verify(token, 20)).toMatchObject({ ok: true, executionId: exe }); // from the cache
+    const mutated = `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`;
+    expect(authority.verify(mutated, 30)).toMatchObject({ ok: false, reason: 'signature' });
+    expect(authority.verify(token, 60_000)).toMatchObject({ ok: false, reason: 'expired' });
+  });
+
   it('renew only past half their life, and forget ended executions', () => {
     const authority = new LlmTokenAuthority(secret, 60_000);
     authority.issue(exe, 0);

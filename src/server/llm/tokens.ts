@@ -42,6 +42,8 @@ const PRUNE_EVERY = 256;
  * expiry, a worker that vanished) stops being accepted within this time.
  */
 export const ACTIVE_CACHE_MS = 1_000;
+/** Tokens whose signature checked out, kept until they expire (bounded: cleared when full). */
+const VERIFIED_CACHE_LIMIT = 10_000;
 
 export interface ActiveExecution {
   executionId: string;
@@ -57,6 +59,7 @@ export class LlmTokenAuthority {
   private readonly issued = new Map<string, number>();
   private issuesSincePrune = 0;
   private readonly active = new Map<string, { execution: ActiveExecution; until: number }>();
+  private readonly verified = new Map<string, { executionId: string; expiresAtMs: number }>();
 
   constructor(
     serverSecret: Buffer,
@@ -113,6 +116,21 @@ export class LlmTokenAuthority {
 
   /** Signature and expiry; the caller checks that the execution still runs. */
   verify(token: string, now: number): TokenCheck {
+    // A token whose signature was checked before is not signed again on every model call.
+    const known = this.verified.get(token);
+    if (known) {
+      if (known.expiresAtMs > now) return { ok: true, executionId: known.executionId, expiresAtMs: known.expiresAtMs };
+      this.verified.delete(token);
+    }
+    const check = this.verifySignature(token, now);
+    if (check.ok) {
+      if (this.verified.size >= VERIFIED_CACHE_LIMIT) this.verified.clear();
+      this.verified.set(token, { executionId: check.executionId, expiresAtMs: check.expiresAtMs });
+    }
+    return check;
+  }
+
+  private verifySignature(token: string, now: number): TokenCheck {
     const match = TOKEN_PATTERN.exec(token);
     if (!match) return { ok: false, reason: 'malformed' };
     const executionId = match[1]!;
