@@ -131,21 +131,7 @@ export class ExecutionRunner {
     const existing = this.executions.get(spec.execution_id);
     if (existing) return existing.done;
     const local = this.options.outbox.rememberExecution(spec, this.options.clock.now());
-    const execution: Execution = {
-      spec,
-      nextSeq: local.nextSeq,
-      log: this.options.log.child({ execution: spec.execution_id, task: spec.task_id }),
-      streams: new Map(),
-      chain: Promise.resolve(),
-      done: Promise.resolve(),
-      llmToken: llmToken?.token ?? null,
-      ...detachable(),
-    };
-    this.executions.set(spec.execution_id, execution);
-    execution.done = this.run(execution).catch((err: unknown) => {
-      execution.log.error({ err }, 'execution runner failed');
-    });
-    return execution.done;
+    return this.launch({ ...local, llmToken: llmToken?.token ?? null });
   }
 
   /**
@@ -155,12 +141,16 @@ export class ExecutionRunner {
    * nothing happened. Resolves when it has fully ended.
    */
   resume(local: LocalExecution, reattached: Reattached): Promise<void> {
-    const existing = this.executions.get(local.executionId);
-    if (existing) return existing.done;
+    return this.executions.get(local.executionId)?.done ?? this.launch(local, { local, reattached });
+  }
+
+  /** Track an execution from what the outbox holds of it, and run it to its end. */
+  private launch(local: LocalExecution, resume?: { local: LocalExecution; reattached: Reattached }): Promise<void> {
+    const { spec } = local;
     const execution: Execution = {
-      spec: local.spec,
+      spec,
       nextSeq: local.nextSeq,
-      log: this.options.log.child({ execution: local.executionId, task: local.spec.task_id }),
+      log: this.options.log.child({ execution: spec.execution_id, task: spec.task_id }),
       streams: new Map(),
       chain: Promise.resolve(),
       done: Promise.resolve(),
@@ -168,8 +158,8 @@ export class ExecutionRunner {
       ...(local.result ? { result: local.result as AgentResult } : {}),
       ...detachable(),
     };
-    this.executions.set(local.executionId, execution);
-    execution.done = this.run(execution, { local, reattached }).catch((err: unknown) => {
+    this.executions.set(spec.execution_id, execution);
+    execution.done = this.run(execution, resume).catch((err: unknown) => {
       execution.log.error({ err }, 'execution runner failed');
     });
     return execution.done;

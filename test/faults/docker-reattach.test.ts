@@ -7,7 +7,7 @@
  */
 import type Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { requireTestEngine, TEST_IMAGE } from '../support/docker.js';
+import { removeLabelled, requireTestEngine, TEST_IMAGE } from '../support/docker.js';
 import { eventually, startTestServer, startWorker, stopWorker, waitForTask, type TestServer, type TestWorker } from '../support/stack.js';
 
 const RUN = Math.random().toString(36).slice(2, 8);
@@ -24,11 +24,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  for (const id of workerIds) {
-    const filters = JSON.stringify({ label: [`dev.airlock.worker-id=${id}`] });
-    for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
-    for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
-  }
+  for (const id of workerIds) await removeLabelled(docker, `dev.airlock.worker-id=${id}`);
 });
 
 async function server(settings = {}): Promise<TestServer> {

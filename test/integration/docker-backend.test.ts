@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireTestEngine, TEST_IMAGE } from '../support/docker.js';
+import { removeLabelled, requireTestEngine, TEST_IMAGE } from '../support/docker.js';
 import { eventually, startTestServer, startWorker, stopWorker, tempDir, waitForTask, type TestServer, type TestWorker } from '../support/stack.js';
 
 const RUN = Math.random().toString(36).slice(2, 8);
@@ -20,13 +20,6 @@ let docker: Dockerode;
 let server: TestServer;
 let worker: TestWorker;
 let locked: TestWorker;
-
-/** Remove every container and volume a worker id of this file created (workers leave running ones behind on purpose). */
-async function removeOwn(workerId: string): Promise<void> {
-  const filters = JSON.stringify({ label: [`dev.airlock.worker-id=${workerId}`] });
-  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
-  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
-}
 
 function workerConfig(lines: string[]): string {
   const file = join(tempDir('dkcfg'), 'worker.yaml');
@@ -62,8 +55,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopWorker(worker);
   await stopWorker(locked);
-  await removeOwn(WORKER);
-  await removeOwn(LOCKED);
+  await removeLabelled(docker, `dev.airlock.worker-id=${WORKER}`);
+  await removeLabelled(docker, `dev.airlock.worker-id=${LOCKED}`);
   await server.close();
 });
 

@@ -8,7 +8,7 @@ import type Dockerode from 'dockerode';
 import { bundledAgentRuntime } from '../../src/worker/backends/agent-command.js';
 import { DockerBackend } from '../../src/worker/backends/docker/backend.js';
 import { resolveDockerOptions } from '../../src/worker/backends/docker/options.js';
-import { requireTestEngine, TEST_CONTAINER_LABEL, TEST_IMAGE } from '../support/docker.js';
+import { removeLabelled, requireTestEngine, TEST_CONTAINER_LABEL, TEST_IMAGE } from '../support/docker.js';
 import { tempDir } from '../support/stack.js';
 import { describeBackendConformance } from '../unit/backend-conformance.js';
 
@@ -20,9 +20,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const filters = JSON.stringify({ label: [`${TEST_CONTAINER_LABEL}=${MARK}`] });
-  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
-  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+  await removeLabelled(docker, `${TEST_CONTAINER_LABEL}=${MARK}`);
 });
 
 describeBackendConformance('docker', async ({ workspaceRoot, noCleanup }) =>

@@ -2,6 +2,7 @@
 // (scripts/test.sh starts dockerd, scripts/test-image.sh builds the image); a test that finds
 // either missing fails with what to run — docker tests never skip.
 import { describeError } from '../../src/protocol/errors.js';
+import type Dockerode from 'dockerode';
 import { connectEngine, type EngineConnection } from '../../src/worker/backends/docker/engine.js';
 
 /** Debian bookworm (minbase) with git and CA certificates, built by scripts/test-image.sh. */
@@ -32,4 +33,14 @@ export async function requireTestEngine(): Promise<EngineConnection> {
     });
   }
   return engine;
+}
+
+/**
+ * Remove every container and volume carrying `label` (`key=value`, or a bare key), whatever its
+ * state: what a test's workers left running on purpose (they detach) or by failing.
+ */
+export async function removeLabelled(docker: Dockerode, label: string): Promise<void> {
+  const filters = JSON.stringify({ label: [label] });
+  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
+  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
 }

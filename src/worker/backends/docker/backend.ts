@@ -24,6 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { setMaxListeners } from 'node:events';
 import { PassThrough } from 'node:stream';
@@ -35,7 +36,7 @@ import { AGENT_ENV } from '../../../protocol/gateway.js';
 import { ExecutionId } from '../../../protocol/task.js';
 import { assertSocketPathFits } from '../../taskgateway/socket.js';
 import type { Backend, ExitStatus, Leftover, PrepareRequest, PreparedEnvironment, Reattached, RunningExecution, StartRequest } from '../backend.js';
-import { AIRLOCK_GATEWAY_DIR, AIRLOCK_RUNTIME_DIR, LABEL_EPOCH, LABEL_EXECUTION_ID, LABEL_TASK_ID, LABEL_WORKER_ID, containerSpec } from './container-spec.js';
+import { AIRLOCK_GATEWAY_DIR, AIRLOCK_RUNTIME_DIR, LABEL_EPOCH, LABEL_EXECUTION_ID, LABEL_TASK_ID, LABEL_WORKER_ID, containerSpec, identityLabels } from './container-spec.js';
 import { connectEngine, type EngineConnection, type EngineEnv } from './engine.js';
 import { ImagePullError, engineMessage, ensureImage } from './images.js';
 import { resourcesFor, type DockerOptions, type ResourceOverrides } from './options.js';
@@ -104,6 +105,11 @@ export class DockerBackend implements Backend {
     this.log = options.log ?? silentLog;
     // Every watched container listens on `closing`: no listener-count warning at high concurrency.
     setMaxListeners(0, this.closing.signal);
+  }
+
+  /** The host directory of one execution's gateway socket (mounted read-only at AIRLOCK_GATEWAY_DIR). */
+  private gatewayDir(executionId: string): string {
+    return path.join(this.root, executionId);
   }
 
   private get docker(): Dockerode {
@@ -182,7 +188,7 @@ export class DockerBackend implements Backend {
   async prepare(request: PrepareRequest): Promise<PreparedEnvironment> {
     const { spec, workerId } = request;
     this.workerId = workerId;
-    const gatewayDir = path.join(this.root, spec.execution_id);
+    const gatewayDir = this.gatewayDir(spec.execution_id);
     // 0711: a task running as any user can reach the socket inside (mounted read-only); the
     // workspace root above it (0700) keeps other host users out.
     await mkdir(gatewayDir, { recursive: true, mode: 0o711 });
@@ -222,8 +228,9 @@ export class DockerBackend implements Backend {
     } catch (err) {
       return failed('rejected', `this worker cannot give the task the size it asks for: ${describeError(err)}`);
     }
+    let imageUser: string;
     try {
-      await ensureImage(this.docker, image, this.options.docker.pullPolicy, (line) => request.onOutput('setup', line));
+      ({ user: imageUser } = await ensureImage(this.docker, image, this.options.docker.pullPolicy, (line) => request.onOutput('setup', line)));
     } catch (err) {
       if (err instanceof ImagePullError) return failed('image_pull', err.message);
       return failed('image_pull', `could not get the image ${image}: ${engineMessage(err)}`);
@@ -231,7 +238,7 @@ export class DockerBackend implements Backend {
     if (tracked.stopRequested) return { exitCode: 143, signal: 'SIGTERM' };
     let container: Dockerode.Container;
     try {
-      container = await this.createContainer(tracked, image, request.env, resources);
+      container = await this.createContainer(tracked, image, imageUser, request.env, resources);
     } catch (err) {
       return failed('backend', `the docker backend could not create the task's container: ${engineMessage(err)}`);
     }
@@ -252,7 +259,7 @@ export class DockerBackend implements Backend {
     return this.waitForExit(tracked, container);
   }
 
-  private async createContainer(tracked: Tracked, image: string, requestEnv: Record<string, string>, resources: ResourceOverrides): Promise<Dockerode.Container> {
+  private async createContainer(tracked: Tracked, image: string, imageUser: string, requestEnv: Record<string, string>, resources: ResourceOverrides): Promise<Dockerode.Container> {
     const identity = { workerId: tracked.workerId, taskId: tracked.taskId, executionId: tracked.executionId, epoch: tracked.epoch };
     const labels = identityLabels(identity);
     const env: Record<string, string> = { ...requestEnv };
@@ -283,14 +290,8 @@ export class DockerBackend implements Backend {
     const container = await this.docker.createContainer(spec);
     // A task running as root needs nothing prepared: the engine creates the working directory and
     // the agent its HOME. Another user gets both made for it, owned by it (about 60–120 ms).
-    if (!(await this.runsAsRoot(image))) await container.putArchive(await taskDirectories(this.options.docker.user), { path: TASK_DIR });
+    if (!runsAsRoot(this.options.docker.user ?? imageUser)) await container.putArchive(await taskDirectories(this.options.docker.user), { path: TASK_DIR });
     return container;
-  }
-
-  private async runsAsRoot(image: string): Promise<boolean> {
-    const user = this.options.docker.user ?? ((await this.docker.getImage(image).inspect()) as { Config?: { User?: string } }).Config?.User ?? '';
-    const name = user.split(':')[0] ?? '';
-    return name === '' || name === 'root' || name === '0';
   }
 
   /** Wait for the container to exit; across an engine restart, wait for the engine and read the outcome back. */
@@ -419,7 +420,7 @@ export class DockerBackend implements Backend {
       .catch((err: unknown) => {
         if ((err as { statusCode?: number }).statusCode !== 404) this.log.warn({ execution: executionId, err: engineMessage(err) }, 'docker backend: removing the volume failed');
       });
-    await rm(path.join(this.root, executionId), { recursive: true, force: true });
+    await rm(this.gatewayDir(executionId), { recursive: true, force: true });
   }
 
   async reattach(workerId: string, known: ReadonlyArray<{ executionId: string; epoch: number }>): Promise<Reattached[]> {
@@ -430,7 +431,7 @@ export class DockerBackend implements Backend {
       const epoch = Number(info.Labels[LABEL_EPOCH]);
       if (!known.some((k) => k.executionId === executionId && k.epoch === epoch) || this.executions.has(executionId)) continue;
       if (info.State !== 'running' && info.State !== 'exited') continue; // never started: recover removes it
-      const gatewayDir = path.join(this.root, executionId);
+      const gatewayDir = this.gatewayDir(executionId);
       const tracked: Tracked = {
         executionId,
         taskId: info.Labels[LABEL_TASK_ID] ?? '',
@@ -546,22 +547,20 @@ function aborted(signal: AbortSignal): Promise<never> {
   });
 }
 
-function identityLabels(identity: { workerId: string; taskId: string; executionId: string; epoch: number }): Record<string, string> {
-  return {
-    [LABEL_WORKER_ID]: identity.workerId,
-    [LABEL_TASK_ID]: identity.taskId,
-    [LABEL_EXECUTION_ID]: identity.executionId,
-    [LABEL_EPOCH]: String(identity.epoch),
-  };
+/** Root by name or uid, or no user at all (the image's default: root). */
+function runsAsRoot(user: string): boolean {
+  const name = user.split(':')[0] ?? '';
+  return name === '' || name === 'root' || name === '0';
 }
 
 function failed(reason: NonNullable<ExitStatus['failure']>['reason'], message: string): ExitStatus {
   return { exitCode: 1, signal: null, failure: { reason, message } };
 }
 
-const SIGNALS: Record<number, NodeJS.Signals> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM' };
+/** The signal whose number is `n` (an exit status of 128 + n), from the platform's own table. */
 function signalName(n: number): NodeJS.Signals | null {
-  return SIGNALS[n] ?? null;
+  const found = Object.entries(constants.signals).find(([, number]) => number === n);
+  return found ? (found[0] as NodeJS.Signals) : null;
 }
 
 /**

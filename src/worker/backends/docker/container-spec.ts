@@ -75,12 +75,17 @@ export interface ContainerSpecInput {
 /** HostConfig fields Engine API 1.41 has and @types/dockerode lacks. */
 type HostConfig = Docker.HostConfig & { CgroupnsMode?: 'private' | 'host' };
 
+/** The identity labels of one execution's objects (its container and its volume). */
+export function identityLabels(execution: ExecutionIdentity): Record<string, string> {
+  const { workerId, taskId, executionId, epoch } = execution;
+  return { [LABEL_WORKER_ID]: workerId, [LABEL_TASK_ID]: taskId, [LABEL_EXECUTION_ID]: executionId, [LABEL_EPOCH]: String(epoch) };
+}
+
 function labelsFor(input: ContainerSpecInput): Record<string, string> {
   const extra = input.labels ?? {};
   const clash = Object.keys(extra).find((key) => IDENTITY_LABELS.includes(key));
   if (clash) throw new Error(`container spec: label ${clash} is set by Airlock itself — remove it from the extra labels`);
-  const { workerId, taskId, executionId, epoch } = input.execution;
-  return { ...extra, [LABEL_WORKER_ID]: workerId, [LABEL_TASK_ID]: taskId, [LABEL_EXECUTION_ID]: executionId, [LABEL_EPOCH]: String(epoch) };
+  return { ...extra, ...identityLabels(input.execution) };
 }
 
 function envList(env: Record<string, string>): string[] {

@@ -103,22 +103,24 @@ function askHelper(helper: string, server: string): Promise<RegistryAuth | undef
   });
 }
 
-async function present(docker: Dockerode, image: string): Promise<boolean> {
+/** The image's configured user (`Config.User`, '' for root), or undefined when the engine lacks it. */
+async function imageUser(docker: Dockerode, image: string): Promise<string | undefined> {
   try {
-    await docker.getImage(image).inspect();
-    return true;
+    return ((await docker.getImage(image).inspect()) as { Config?: { User?: string } }).Config?.User ?? '';
   } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) return false;
+    if ((err as { statusCode?: number }).statusCode === 404) return undefined;
     throw err;
   }
 }
 
 /**
- * Make `image` available on the engine according to `policy`. Progress goes to `progress`
- * (short lines for the transcript). Throws ImagePullError with the registry's message.
+ * Make `image` available on the engine according to `policy`, and say which user it runs as.
+ * Progress goes to `progress` (short lines for the transcript). Throws ImagePullError with the
+ * registry's message.
  */
-export async function ensureImage(docker: Dockerode, image: string, policy: PullPolicy, progress: (line: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<{ pulled: boolean }> {
-  if (policy !== 'always' && (await present(docker, image))) return { pulled: false };
+export async function ensureImage(docker: Dockerode, image: string, policy: PullPolicy, progress: (line: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<{ pulled: boolean; user: string }> {
+  const present = policy === 'always' ? undefined : await imageUser(docker, image);
+  if (present !== undefined) return { pulled: false, user: present };
   if (policy === 'never') {
     throw new ImagePullError(`the image ${image} is not on the Docker Engine and the worker's pull_policy is never — load it on the worker's host (docker pull / docker load), or change docker.pull_policy`);
   }
@@ -146,7 +148,7 @@ export async function ensureImage(docker: Dockerode, image: string, policy: Pull
       },
     );
   });
-  return { pulled: true };
+  return { pulled: true, user: (await imageUser(docker, image)) ?? '' };
 }
 
 /** The engine's (and through it the registry's) own words for a failure. */
