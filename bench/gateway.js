@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 import { TaskGateway } from '../dist/worker/taskgateway/index.js';
 import { ExecutionModelRoute, controlPlaneProvider } from '../dist/worker/llm/index.js';
-import { ms, percentile, report, serverProcess } from './lib.js';
+import { listeningUrl, ms, percentile, report, serverProcess } from './lib.js';
 
 const REQUESTS = Number(process.env.BENCH_GATEWAY_REQUESTS ?? 400);
 const WARMUP = 50;
@@ -35,15 +35,7 @@ function ownCpuMs() {
 
 async function providerProcess() {
   const child = spawn(process.execPath, [CLI, 'dev', 'model-server', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise((resolveUrl, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolveUrl(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`model server exited with ${code}`)));
-  });
+  const url = await listeningUrl(child, child.stdout, 'model server');
   return {
     url,
     pid: child.pid,

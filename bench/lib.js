@@ -18,6 +18,19 @@ const CLI = resolve(import.meta.dirname, '..', 'bin', 'airlock.js');
  * A real `airlock server` in its own process (as deployed), so the load generators in this
  * process do not compete with it for its event loop. Keys come from the admin CLI.
  */
+/** The URL a child process prints as "listening on http://…" on `stream`; rejects if it exits first. */
+export function listeningUrl(child, stream, what) {
+  return new Promise((resolveUrl, reject) => {
+    let out = '';
+    stream.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolveUrl(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`${what} exited with ${code}: ${out}`)));
+  });
+}
+
 export async function serverProcess(extraArgs = []) {
   const dataDir = mkdtempSync(join(tmpdir(), 'al-bench-'));
   const admin = (...args) => JSON.parse(execFileSync(process.execPath, [CLI, 'admin', ...args, '--data-dir', dataDir, '--json'], { encoding: 'utf8' }));
@@ -29,15 +42,7 @@ export async function serverProcess(extraArgs = []) {
     // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the server under load.
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  const url = await new Promise((resolveUrl, reject) => {
-    let err = '';
-    child.stderr.on('data', (d) => {
-      err += d;
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) resolveUrl(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${err}`)));
-  });
+  const url = await listeningUrl(child, child.stderr, 'server');
   return {
     url,
     dataDir,
